@@ -1,0 +1,67 @@
+"""Shared pieces of the HTTP benchmarks: servers on loopback ports and latency percentiles."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.live_server import LiveServer, free_port
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+@contextmanager
+def genai_server(**env: str) -> Iterator[LiveServer]:
+    """genai-service with the embedded models, on a fresh data dir."""
+    with tempfile.TemporaryDirectory(prefix="genai-bench-") as root:
+        server = LiveServer(Path(root) / "data", env={"GENAI_LOG_LEVEL": "WARNING", **env})
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def naive_server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.naive_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=os.environ.copy(),
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.25)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,69 @@
+"""Benchmark 2: aggregate generated tokens/s through `/v1/chat/completions`.
+
+Concurrency 1, 4 and 8 against genai-service, beside the ceiling: a bare llama.cpp batched decode
+loop on the same model and machine, with no HTTP and no scheduler.
+Run: `python -m bench.throughput`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from bench.http_load import genai_server
+from bench.llama_ceiling import bare_batched_tokens_per_s
+
+MAX_TOKENS = 128
+ROUNDS = 3
+PROMPTS = [
+    "Write a long story about a lighthouse keeper.",
+    "Explain how a steam engine works, in detail.",
+    "Describe a walk through an old city at night.",
+    "List many facts about the ocean and explain each.",
+]
+
+
+async def _tokens_per_s(base_url: str, concurrency: int) -> float:
+    async with httpx.AsyncClient(base_url=base_url, timeout=600) as client:
+
+        async def worker(index: int) -> int:
+            generated = 0
+            for round_ in range(ROUNDS):
+                response = await client.post(
+                    "/v1/chat/completions",
+                    json={
+                        "messages": [
+                            {"role": "user", "content": PROMPTS[(index + round_) % len(PROMPTS)]}
+                        ],
+                        "max_tokens": MAX_TOKENS,
+                        "temperature": 0.8,
+                        "seed": index * 100 + round_,
+                    },
+                )
+                response.raise_for_status()
+                generated += int(response.json()["usage"]["completion_tokens"])
+            return generated
+
+        started = time.perf_counter()
+        totals = await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return sum(totals) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    figures: dict[int, float] = {}
+    with genai_server() as server:
+        asyncio.run(_tokens_per_s(server.base_url, 1))  # warm-up
+        for concurrency in (1, 4, 8):
+            figures[concurrency] = asyncio.run(_tokens_per_s(server.base_url, concurrency))
+    ceiling = bare_batched_tokens_per_s(sequences=8, tokens=MAX_TOKENS)
+    for concurrency, value in figures.items():
+        print(f"throughput_tokens_per_s_c{concurrency} {value:.1f}")
+    print(f"throughput_bare_llama_batched_8_tokens_per_s {ceiling:.1f}")
+    print(f"throughput_c8_over_c1 {figures[8] / figures[1]:.2f}")
+    print(f"throughput_c8_over_bare {figures[8] / ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()

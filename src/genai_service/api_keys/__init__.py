@@ -1,0 +1,1 @@
+"""API keys: long-lived `gsk_...` bearer secrets, shown once, stored as digests, revocable."""

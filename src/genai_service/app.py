@@ -1,0 +1,89 @@
+"""The app factory and its lifespan: pools and models opened at start-up, closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from loguru import logger
+from starlette.middleware.cors import CORSMiddleware
+
+from genai_service import __version__
+from genai_service.api import api_router
+from genai_service.auth.throttle import LoginThrottle
+from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.db import create_engine, create_sessionmaker
+from genai_service.kit.logging import configure_logging
+from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware
+from genai_service.kit.middleware.access_log import RESPONSE_TIME_HEADER, AccessLogMiddleware
+from genai_service.kit.middleware.request_id import RequestIdMiddleware
+from genai_service.kit.middleware.security_headers import SecurityHeadersMiddleware
+from genai_service.kit.problems import install_problem_handlers
+from genai_service.kit.request_context import REQUEST_ID_HEADER
+from genai_service.migrations import upgrade_database
+from genai_service.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    models: ModelRegistry = app.state.models
+    engine = create_engine(settings.sqlalchemy_url)
+    if settings.migrate_on_startup:
+        await upgrade_database(engine)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    # Models load in the background: the server answers /healthz at once and /readyz turns
+    # ready when every model is loaded.
+    loading = asyncio.create_task(models.start(), name="load-models")
+    logger.info("{} {} started ({})", settings.name, __version__, settings.env.value)
+    try:
+        yield
+    finally:
+        if not loading.done():
+            loading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loading
+        await models.close()
+        await engine.dispose()
+        logger.info("{} stopped", settings.name)
+
+
+def create_app(settings: Settings | None = None, *, models: ModelRegistry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    show_docs = settings.show_docs
+    app = FastAPI(
+        title=settings.name,
+        version=__version__,
+        summary="A self-hostable generative-AI backend.",
+        lifespan=lifespan,
+        docs_url="/docs" if show_docs else None,
+        redoc_url="/redoc" if show_docs else None,
+        openapi_url="/openapi.json" if show_docs else None,
+        max_body_size=settings.http.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.metrics = HttpMetrics()
+    app.state.models = models or ModelRegistry.from_settings(settings.inference)
+    app.state.login_throttle = LoginThrottle.in_memory(settings.auth)
+    install_problem_handlers(app)
+
+    # Added innermost first: the request id wraps everything, so every response and log line has it.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors.origins,
+        allow_credentials=settings.cors.allow_credentials,
+        allow_methods=settings.cors.allow_methods,
+        allow_headers=settings.cors.allow_headers,
+        expose_headers=[REQUEST_ID_HEADER, RESPONSE_TIME_HEADER, "Retry-After"],
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(api_router)
+    return app

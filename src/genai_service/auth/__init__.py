@@ -1,0 +1,1 @@
+"""Authentication: login, token rotation, credentials on every request, and the route guards."""

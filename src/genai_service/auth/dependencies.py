@@ -1,0 +1,177 @@
+"""Route guards as typed dependencies, and the services of the identity domains.
+
+Guards, from the most to the least permissive:
+- `CurrentUser`: any caller; without credentials, the anonymous user when anonymous mode is on.
+- `SignedInUser` / `SignedInPrincipal`: a real account (the anonymous user gets 401).
+- `AdminUser`: a signed-in admin (others get 403).
+Credentials that are present but invalid are always 401, never a fallback to anonymous; only
+the literal `Bearer anonymous` (see `ANONYMOUS_CREDENTIAL`) counts as sending none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from genai_service.auth.credentials import CredentialVerifier, Principal
+from genai_service.auth.errors import AuthenticationRequired, InvalidCredentials
+from genai_service.auth.service import AuthService
+from genai_service.auth.throttle import LoginThrottle
+from genai_service.auth.tokens import AccessTokenCodec
+from genai_service.kit.db import SessionDep
+from genai_service.kit.errors import AppError, Forbidden
+from genai_service.models.user import User
+from genai_service.settings import Settings, SettingsDep
+
+TOKEN_URL = "/api/auth/token"  # noqa: S105 - a path, not a secret
+ANONYMOUS_CREDENTIAL = "anonymous"
+"""`Authorization: Bearer anonymous` asks for anonymous access explicitly, like sending nothing.
+SDKs that insist on an API key (the `openai` client) use it: `api_key="anonymous"`."""
+
+# Both schemes read the same `Authorization: Bearer ...` header; they are declared so the docs
+# offer both ways in: the password flow of the Authorize button, or pasting an API key.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="APIKey",
+    description="An API key (`gsk_...`) or an access token.",
+)
+
+
+def access_token_codec(settings: Settings) -> AccessTokenCodec:
+    if settings.secret_key is None:
+        raise RuntimeError("the secret key is not prepared (Settings.prepare_data_dir)")
+    return AccessTokenCodec(
+        settings.secret_key.get_secret_value(),
+        timedelta(seconds=settings.auth.access_token_ttl_seconds),
+    )
+
+
+def bearer_credential(
+    request: Request,
+    _token: Annotated[str | None, Security(oauth2_scheme)],
+    _key: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> str | None:
+    """The bearer credential, `None` without an `Authorization` header; 401 for another scheme."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credential = header.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise InvalidCredentials("Send credentials as `Authorization: Bearer <token or API key>`.")
+    return credential
+
+
+async def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    credential: Annotated[str | None, Depends(bearer_credential)],
+) -> Principal:
+    verifier = CredentialVerifier(session, access_token_codec(settings))
+    if credential is not None and credential != ANONYMOUS_CREDENTIAL:
+        return await verifier.verify(credential)
+    if settings.allows_anonymous:
+        return await verifier.anonymous()
+    raise AuthenticationRequired()
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_signed_in_principal(principal: CurrentPrincipal) -> Principal:
+    if principal.is_anonymous:
+        raise AuthenticationRequired(
+            "Sign in to use this endpoint; anonymous access is not enough."
+        )
+    return principal
+
+
+SignedInPrincipal = Annotated[Principal, Depends(get_signed_in_principal)]
+
+
+def get_signed_in_user(principal: SignedInPrincipal) -> User:
+    return principal.user
+
+
+SignedInUser = Annotated[User, Depends(get_signed_in_user)]
+
+
+def get_admin_user(user: SignedInUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("This endpoint is for admins.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+def get_login_throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+
+
+async def get_session_keeping_refusals(request: Request) -> AsyncIterator[AsyncSession]:
+    """Like `kit.db.SessionDep`, but an `AppError` commits instead of rolling back.
+
+    For token refresh only: detecting a reused refresh token revokes its family *and* answers
+    401, and the revocation must outlive the refusal. Refresh writes nothing else before it
+    refuses, so committing on an `AppError` keeps exactly that.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except AppError:
+            await session.commit()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+RefreshSessionDep = Annotated[AsyncSession, Depends(get_session_keeping_refusals, scope="function")]
+
+
+def _auth_service(
+    session: AsyncSession, settings: Settings, throttle: LoginThrottle
+) -> AuthService:
+    return AuthService(
+        session,
+        codec=access_token_codec(settings),
+        refresh_ttl=timedelta(seconds=settings.auth.refresh_token_ttl_seconds),
+        throttle=throttle,
+    )
+
+
+def get_auth_service(
+    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+) -> AuthService:
+    return _auth_service(session, settings, throttle)
+
+
+def get_refresh_auth_service(
+    session: RefreshSessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+) -> AuthService:
+    return _auth_service(session, settings, throttle)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+RefreshAuthServiceDep = Annotated[AuthService, Depends(get_refresh_auth_service)]

@@ -1,0 +1,158 @@
+"""The `genai-service` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.api_keys.schemas import ApiKeyCreate
+from genai_service.api_keys.service import ApiKeyService
+from genai_service.kit.db import create_engine, create_sessionmaker
+from genai_service.kit.errors import AppError
+from genai_service.kit.logging import configure_logging
+from genai_service.migrations import upgrade_database
+from genai_service.models.user import Role
+from genai_service.settings import Settings
+from genai_service.users.schemas import UserCreate
+from genai_service.users.service import UserService
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="genai-service: a self-hostable generative-AI backend.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the API with uvicorn."""
+    settings = Settings()
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    uvicorn.run(
+        "genai_service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = Settings()
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+
+    async def run() -> None:
+        engine = create_engine(settings.sqlalchemy_url)
+        try:
+            await upgrade_database(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is up to date")
+
+
+def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed session, migrating first as the server would."""
+    settings = Settings()
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+
+    async def run() -> T:
+        engine = create_engine(settings.sqlalchemy_url)
+        try:
+            if settings.migrate_on_startup:
+                await upgrade_database(engine)
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AppError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _fail_validation(error: ValidationError) -> typer.Exit:
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        typer.echo(f"error: {field}: {problem['msg']}", err=True)
+    return typer.Exit(2)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The login name.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Asked for when left out (keeps it out of the shell history).",
+        ),
+    ],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Give the account the admin role.")
+    ] = False,
+    full_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create an account (also when self-registration is closed)."""
+    try:
+        data = UserCreate(email=email, password=password, full_name=full_name)
+    except ValidationError as error:
+        raise _fail_validation(error) from None
+    role = Role.ADMIN if admin else Role.USER
+    user = _run_in_session(lambda session: UserService(session).create(data, role=role))
+    typer.echo(f"created {role.value} {user.email} (id {user.id})")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: Annotated[str, typer.Option(help="The owner's email.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+) -> None:
+    """Create an API key and print its secret: the only time it is shown."""
+    try:
+        data = ApiKeyCreate(name=name)
+    except ValidationError as error:
+        raise _fail_validation(error) from None
+
+    async def create(session: AsyncSession) -> str:
+        owner = await UserService(session).get_by_email(email)
+        _, secret = await ApiKeyService(session).create(owner, data)
+        return secret
+
+    secret = _run_in_session(create)
+    typer.echo(f"API key {name!r} for {email.strip().lower()}; it is not shown again:", err=True)
+    typer.echo(secret)

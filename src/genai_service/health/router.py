@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import RedirectResponse
+
+from genai_service import __version__
+from genai_service.health.schemas import Health, Readiness
+from genai_service.health.service import readiness_checks
+from genai_service.kit.errors import ServiceUnavailable
+from genai_service.settings import SettingsDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/", response_model=Health, response_model_exclude_none=True)
+async def root(
+    settings: SettingsDep, accept: Annotated[str, Header()] = "application/json"
+) -> Health | RedirectResponse:
+    """The design source's health root: `{"status": "healthy"}`; browsers are sent to the docs."""
+    if not settings.is_production:
+        if settings.show_docs and "text/html" in accept:
+            return RedirectResponse("/docs", status_code=303)
+        return Health()
+    return Health(name=settings.name, version=__version__)
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """Liveness: the process is up and serving."""
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"description": "A dependency is not ready"}},
+)
+async def readyz(request: Request) -> Readiness:
+    """Readiness: the database answers and every model registered at start-up is loaded."""
+    checks = await readiness_checks(request.app.state.engine, request.app.state.models)
+    failing = sorted(name for name, ok in checks.items() if not ok)
+    if failing:
+        error = ServiceUnavailable(f"not ready: {', '.join(failing)}", retry_after=5)
+        error.extra["checks"] = checks
+        raise error
+    return Readiness(status="ready", checks=checks)

@@ -1,0 +1,1 @@
+"""Providers for generation and embeddings, behind small protocols."""

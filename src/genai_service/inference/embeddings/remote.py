@@ -1,0 +1,88 @@
+"""Embeddings from a remote OpenAI-compatible `/v1/embeddings`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import openai
+from loguru import logger
+
+from genai_service.inference.base import ModelNotReady, ProviderError
+from genai_service.inference.openai_compatible import OpenAICompatibleEndpoint
+from genai_service.kit.errors import AppError
+from genai_service.settings import ProviderSettings
+
+TEXTS_PER_REQUEST = 256
+DIMENSION_PROBE = "dimension probe"
+
+
+class RemoteEmbeddingModel:
+    """Embeddings over the `openai` SDK.
+
+    The API does not announce a model's dimension, so `start()` embeds one probe text to learn
+    it. When the remote is down then, startup goes on (`ready` is true, as for remote chat
+    models) and the dimension is learned from the first successful `embed`; until then
+    `dimension` raises `ModelNotReady`. A reply of another dimension later is a `ProviderError`.
+    """
+
+    def __init__(self, name: str, provider: ProviderSettings) -> None:
+        self._endpoint = OpenAICompatibleEndpoint(name, provider)
+        self._dimension: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self._endpoint.name
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            raise ModelNotReady(f"model {self.name!r}: the dimension is not known yet")
+        return self._dimension
+
+    @property
+    def ready(self) -> bool:
+        return self._endpoint.ready
+
+    async def start(self) -> None:
+        await self._endpoint.start()
+        if self._dimension is None:
+            try:
+                await self.embed([DIMENSION_PROBE])
+            except AppError as exc:
+                logger.warning("model {!r}: dimension probe failed: {}", self.name, exc.detail)
+
+    async def close(self) -> None:
+        await self._endpoint.close()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for offset in range(0, len(texts), TEXTS_PER_REQUEST):
+            vectors.extend(await self._embed_request(texts[offset : offset + TEXTS_PER_REQUEST]))
+        return vectors
+
+    async def _embed_request(self, texts: Sequence[str]) -> list[list[float]]:
+        client = self._endpoint.client()
+        try:
+            response = await client.embeddings.create(
+                input=list(texts), model=self._endpoint.remote_model, encoding_format="float"
+            )
+        except openai.OpenAIError as exc:
+            raise self._endpoint.translate(exc) from exc
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(texts):
+            raise ProviderError(
+                f"model {self.name!r}: {len(data)} embeddings for {len(texts)} texts"
+            )
+        vectors = [item.embedding for item in data]
+        for vector in vectors:
+            self._check_dimension(len(vector))
+        return vectors
+
+    def _check_dimension(self, dimension: int) -> None:
+        if self._dimension is None:
+            self._dimension = dimension
+        elif dimension != self._dimension:
+            raise ProviderError(
+                f"model {self.name!r}: a {dimension}-dimensional embedding from a model of "
+                f"dimension {self._dimension}"
+            )

@@ -1,0 +1,312 @@
+"""The engine thread: owns the llama.cpp model and context, and runs continuous batching.
+
+Every round it retires cancelled sequences, admits waiting requests into free sequence slots,
+and makes one `llama_decode` call over a shared batch: one token for each sequence that is
+generating, then prompt chunks of sequences still being prefilled, up to `n_batch` tokens.
+A sequence that finishes or is cancelled leaves at once and its KV-cache slot is cleared.
+
+The KV cache is not unified: each sequence slot has its own stream of `n_ctx` cells. That gives
+every request its full window whatever the others do, and makes a sequence's logits independent
+of what else is in the batch, so a seeded generation is the same alone or beside others.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import llama_cpp
+from loguru import logger
+
+from genai_service.inference.base import (
+    FinishReason,
+    ModelNotReady,
+    ModelOverloaded,
+    ProviderError,
+    Usage,
+)
+from genai_service.inference.local.job import Failed, Finished, GenerationJob
+from genai_service.inference.local.native import free_model, load_model
+from genai_service.inference.local.sequence import ActiveSequence
+from genai_service.inference.local.vocabulary import Vocabulary
+from genai_service.kit.errors import AppError
+from genai_service.settings import LocalChatSettings
+
+_RETRY_AFTER_MAX_S = 60
+_DURATION_SMOOTHING = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    active: int
+    """Sequences holding a slot (being prefilled or generating)."""
+    queued: int
+    """Requests waiting for a slot."""
+    decode_steps: int
+    """`llama_decode` calls so far; sequences decoded together share a step."""
+    generated_tokens: int
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class LlamaEngine:
+    def __init__(self, settings: LocalChatSettings, model_path: Path) -> None:
+        self._settings = settings
+        self._model_path = model_path
+        self._capacity = max(settings.n_batch, settings.n_seq_max)
+        self._cond = threading.Condition()
+        # Guarded by _cond:
+        self._pending: deque[GenerationJob] = deque()
+        self._cancelled: set[GenerationJob] = set()
+        self._free_slots = list(range(settings.n_seq_max - 1, -1, -1))
+        self._running = False
+        self._closing = False
+        self._decode_steps = 0
+        self._generated_tokens = 0
+        self._mean_duration_s = 5.0
+        # Engine thread only (after start):
+        self._active: dict[int, ActiveSequence] = {}
+        self._thread: threading.Thread | None = None
+        self._context_window = settings.n_ctx
+
+    @property
+    def ready(self) -> bool:
+        with self._cond:
+            return self._running and not self._closing
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def stats(self) -> EngineStats:
+        with self._cond:
+            return EngineStats(
+                active=self._settings.n_seq_max - len(self._free_slots),
+                queued=len(self._pending),
+                decode_steps=self._decode_steps,
+                generated_tokens=self._generated_tokens,
+            )
+
+    def start(self) -> None:
+        """Load the model and start the engine thread. Blocks: call it from a worker thread."""
+        self._model = load_model(self._model_path)
+        try:
+            self._vocabulary = Vocabulary(self._model)
+            self._create_context()
+        except BaseException:
+            free_model(self._model)
+            raise
+        with self._cond:
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
+        self._thread.start()
+
+    def _create_context(self) -> None:
+        settings = self._settings
+        threads = settings.n_threads or available_cores()
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = settings.n_ctx * settings.n_seq_max
+        params.n_seq_max = settings.n_seq_max
+        params.kv_unified = False
+        params.n_batch = self._capacity
+        params.n_ubatch = self._capacity
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.no_perf = True
+        context: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(
+            self._model, params
+        )
+        if context is None:
+            raise ProviderError("llama.cpp could not create a context for the chat model")
+        memory: llama_cpp.llama_memory_t | None = llama_cpp.llama_get_memory(context)
+        if memory is None:
+            llama_cpp.llama_free(context)
+            raise ProviderError("the chat model has no KV cache")
+        self._context = context
+        self._memory = memory
+        self._batch: llama_cpp.llama_batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
+        per_sequence: int = llama_cpp.llama_n_ctx_seq(context)
+        self._context_window = min(settings.n_ctx, per_sequence)
+        trained: int = llama_cpp.llama_model_n_ctx_train(self._model)
+        if self._context_window > trained:
+            logger.warning(
+                "n_ctx {} is beyond the {} tokens the model was trained on",
+                self._context_window,
+                trained,
+            )
+        logger.info(
+            "llama.cpp engine: {} sequences x {} tokens, batch {}, {} threads",
+            settings.n_seq_max,
+            self._context_window,
+            self._capacity,
+            threads,
+        )
+
+    def submit(self, job: GenerationJob) -> None:
+        """Queue a job for a slot. Thread-safe; never blocks on the model."""
+        with self._cond:
+            if not self._running or self._closing:
+                raise ModelNotReady("the local chat model is not loaded")
+            waiting_beyond_free_slots = len(self._pending) - len(self._free_slots)
+            if waiting_beyond_free_slots >= self._settings.max_queue:
+                raise ModelOverloaded(
+                    f"the local chat model is busy: {self._settings.n_seq_max} replies in "
+                    f"progress and {waiting_beyond_free_slots} requests waiting",
+                    retry_after=self._retry_after(waiting_beyond_free_slots),
+                )
+            self._pending.append(job)
+            self._cond.notify()
+
+    def _retry_after(self, waiting: int) -> int:
+        """Seconds until the queue has likely moved by one, from how long sequences hold a slot."""
+        rounds = (max(0, waiting) + 1) / self._settings.n_seq_max
+        return max(1, min(_RETRY_AFTER_MAX_S, math.ceil(self._mean_duration_s * rounds)))
+
+    def cancel(self, job: GenerationJob) -> None:
+        """Drop a job; if it holds a slot, the slot is freed before the next decode step."""
+        with self._cond:
+            try:
+                self._pending.remove(job)
+            except ValueError:
+                self._cancelled.add(job)
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Stop admitting, end all jobs with "cancelled", join the thread, free the model."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._context)
+        free_model(self._model)
+
+    def _run(self) -> None:
+        error: AppError | None = None
+        try:
+            while self._prepare_round():
+                self._step()
+        except Exception:
+            logger.exception("the llama.cpp engine thread failed")
+            error = ProviderError("the local chat engine stopped unexpectedly")
+        self._end_all(error)
+
+    def _prepare_round(self) -> bool:
+        """Wait for work; retire cancelled sequences and admit waiting jobs. False: shut down."""
+        with self._cond:
+            while not (self._closing or self._pending or self._cancelled or self._active):
+                self._cond.wait()
+            if self._closing:
+                return False
+            cancelled, self._cancelled = self._cancelled, set()
+            admitted: list[tuple[GenerationJob, int]] = []
+            while self._pending and self._free_slots:
+                admitted.append((self._pending.popleft(), self._free_slots.pop()))
+        for sequence in [s for s in self._active.values() if s.job in cancelled]:
+            self._retire(sequence, None)
+        for job, slot in admitted:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            self._active[slot] = ActiveSequence(job, slot, self._vocabulary)
+        return True
+
+    def _step(self) -> None:
+        if not self._active:
+            return
+        batch = self._batch
+        batch.n_tokens = 0
+        budget = self._capacity
+        outputs: list[tuple[ActiveSequence, int]] = []
+        decoding = [s for s in self._active.values() if not s.prefilling]
+        prefilling = [s for s in self._active.values() if s.prefilling]
+        for sequence in decoding:
+            index = self._add(sequence.last_token, sequence.last_position, sequence.slot)
+            outputs.append((sequence, index))
+            budget -= 1
+        participants = list(decoding)
+        for sequence in prefilling:
+            if budget == 0:
+                break
+            start, chunk = sequence.take_prompt_chunk(budget)
+            for offset, token in enumerate(chunk):
+                self._add(token, start + offset, sequence.slot, logits=False)
+            budget -= len(chunk)
+            participants.append(sequence)
+            if not sequence.prefilling:
+                last = batch.n_tokens - 1
+                batch.logits[last] = 1
+                outputs.append((sequence, last))
+        status: int = llama_cpp.llama_decode(self._context, batch)
+        if status != 0:
+            failure = ProviderError(f"llama.cpp failed to decode a batch (status {status})")
+            for sequence in participants:
+                self._retire(sequence, None, failure)
+            return
+        generated = 0
+        leaving: list[tuple[ActiveSequence, FinishReason | None]] = []
+        for sequence, index in outputs:
+            before = sequence.generated
+            reason = sequence.sample(self._context, index)
+            generated += sequence.generated - before
+            if reason is not None or not sequence.listening:
+                leaving.append((sequence, reason))
+        with self._cond:
+            self._decode_steps += 1
+            self._generated_tokens += generated
+        for sequence, reason in leaving:
+            self._retire(sequence, reason)
+
+    def _add(self, token: int, position: int, slot: int, *, logits: bool = True) -> int:
+        batch = self._batch
+        index = batch.n_tokens
+        batch.token[index] = token
+        # llama-cpp-python types `pos` as a 2-D array; in llama.h it is `llama_pos *`.
+        cast("ctypes.Array[ctypes.c_int32]", batch.pos)[index] = position
+        batch.n_seq_id[index] = 1
+        batch.seq_id[index][0] = slot
+        batch.logits[index] = 1 if logits else 0
+        batch.n_tokens = index + 1
+        return index
+
+    def _retire(
+        self,
+        sequence: ActiveSequence,
+        reason: FinishReason | None,
+        error: AppError | None = None,
+    ) -> None:
+        """Free the slot; tell the consumer why, unless it cancelled (`reason` and `error` None)."""
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+        sequence.free()
+        del self._active[sequence.slot]
+        duration = time.monotonic() - sequence.admitted_at
+        with self._cond:
+            self._free_slots.append(sequence.slot)
+            self._mean_duration_s += _DURATION_SMOOTHING * (duration - self._mean_duration_s)
+        if error is not None:
+            sequence.fail(error)
+        elif reason is not None:
+            sequence.finish(reason)
+
+    def _end_all(self, error: AppError | None) -> None:
+        for sequence in list(self._active.values()):
+            self._retire(sequence, "cancelled", error)
+        with self._cond:
+            self._running = False
+            pending, self._pending = list(self._pending), deque()
+        for job in pending:
+            if error is not None:
+                job.sink(Failed(error))
+            else:
+                job.sink(Finished("cancelled", Usage(len(job.prompt), 0)))

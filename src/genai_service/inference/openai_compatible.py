@@ -1,0 +1,243 @@
+"""Chat with any OpenAI-compatible server (OpenAI, vLLM, Ollama, another genai-service).
+
+`OpenAICompatibleEndpoint` is the provider side (SDK client, lifecycle, error mapping), shared with
+the remote embedding model; `OpenAICompatibleChatModel` is the chat adapter on top of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+
+import openai
+from loguru import logger
+from openai.types.chat import ChatCompletionMessageParam
+
+from genai_service.inference.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    FinishReason,
+    GenerationTimeout,
+    ModelNotReady,
+    ModelOverloaded,
+    PromptTooLong,
+    ProviderError,
+    Usage,
+    collect,
+)
+from genai_service.kit.errors import AppError, BadRequest
+from genai_service.settings import ProviderSettings
+
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+REPLY_PRIMING_TOKENS = 3
+KEYLESS_API_KEY = "unused"
+"""Sent to servers configured without a key: the SDK refuses to run without one."""
+_CONTEXT_LENGTH_CODES = {"context_length_exceeded", "context-length-exceeded"}
+_CONTEXT_LENGTH_PHRASES = ("context length", "context window", "maximum context", "too many tokens")
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
+    """About 4 characters per token plus the chat template's per-message overhead.
+
+    Remote servers do not expose their tokenizer through the OpenAI API; the estimate is only used
+    for budgets and context checks before the request, and the server's own usage figures replace
+    it whenever it reports them.
+    """
+    return REPLY_PRIMING_TOKENS + sum(
+        TOKENS_PER_MESSAGE + estimate_tokens(m.content) for m in messages
+    )
+
+
+class OpenAICompatibleEndpoint:
+    """One remote server for one model name: its SDK client, its lifecycle and its errors."""
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        self.name = name
+        self.remote_model = settings.model or name
+        self._settings = settings
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._client: openai.AsyncOpenAI | None = self._new_client()
+        self._started = False
+
+    def _new_client(self) -> openai.AsyncOpenAI:
+        api_key = self._secret
+        if api_key is None and self._settings.base_url is not None:
+            # A keyless server (vLLM, Ollama): never send it the OPENAI_API_KEY of the environment.
+            api_key = KEYLESS_API_KEY
+        try:
+            return openai.AsyncOpenAI(
+                base_url=self._settings.base_url,
+                api_key=api_key,
+                timeout=self._settings.timeout,
+                max_retries=self._settings.max_retries,
+            )
+        except openai.OpenAIError as exc:
+            raise ValueError(f"model {self.name!r}: {exc}") from exc
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    async def start(self) -> None:
+        """No network call: a remote that is down fails requests (and falls back), not startup."""
+        if self._client is None:
+            self._client = self._new_client()
+        self._started = True
+
+    async def close(self) -> None:
+        client, self._client, self._started = self._client, None, False
+        if client is not None:
+            await client.close()
+
+    def client(self) -> openai.AsyncOpenAI:
+        if not self._started or self._client is None:
+            raise ModelNotReady(f"model {self.name!r} is not started")
+        return self._client
+
+    def translate(self, exc: openai.OpenAIError) -> AppError:
+        """Our error for an SDK error; only client mistakes (4xx) keep the upstream message."""
+        message = self._upstream_message(exc)
+        logger.warning("model {!r}: provider error {}: {}", self.name, type(exc).__name__, message)
+        prefix = f"model {self.name!r}"
+        if isinstance(exc, openai.APITimeoutError):
+            return GenerationTimeout(f"{prefix}: the provider did not answer in time")
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(f"{prefix}: cannot reach the provider")
+        if not isinstance(exc, openai.APIStatusError):
+            return ProviderError(f"{prefix}: the provider failed: {message}")
+        status = exc.status_code
+        if status == 429:
+            return ModelOverloaded(
+                f"{prefix} is overloaded upstream; retry later", retry_after=_retry_after(exc)
+            )
+        if status == 408:
+            return GenerationTimeout(f"{prefix}: the provider timed out")
+        if status >= 500:
+            return ProviderError(f"{prefix}: the provider failed with status {status}")
+        if status in {401, 403}:
+            # Our credentials, not the client's request: the client cannot fix it.
+            return ProviderError(f"{prefix}: the provider refused our credentials ({status})")
+        if status == 404:
+            return ProviderError(
+                f"{prefix}: the provider does not serve model {self.remote_model!r} (404)"
+            )
+        code = exc.code.replace("-", "_") if exc.code else ""
+        lowered = message.lower()
+        if code in _CONTEXT_LENGTH_CODES or any(p in lowered for p in _CONTEXT_LENGTH_PHRASES):
+            return PromptTooLong(message)
+        return BadRequest(message)
+
+    def _upstream_message(self, exc: openai.OpenAIError) -> str:
+        body = exc.body if isinstance(exc, openai.APIError) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str) or not message:
+            message = exc.message if isinstance(exc, openai.APIError) else str(exc)
+        if self._secret:
+            message = message.replace(self._secret, "***")
+        return message
+
+
+def _retry_after(exc: openai.APIStatusError) -> int | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return max(1, math.ceil(float(value))) if value else None
+    except ValueError:  # an HTTP date: not worth parsing for a hint
+        return None
+
+
+def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
+    if message.role == "system":
+        return {"role": "system", "content": message.content}
+    if message.role == "user":
+        return {"role": "user", "content": message.content}
+    return {"role": "assistant", "content": message.content}
+
+
+def _finish_reason(reason: str) -> FinishReason:
+    # tool_calls / content_filter / function_call: the reply ended for a reason other than length.
+    return "length" if reason == "length" else "stop"
+
+
+class OpenAICompatibleChatModel:
+    """A chat model on a remote OpenAI-compatible server; `complete` drains `stream`."""
+
+    def __init__(self, name: str, provider: ProviderSettings) -> None:
+        self._endpoint = OpenAICompatibleEndpoint(name, provider)
+        self._context_window = provider.context_window
+
+    @property
+    def name(self) -> str:
+        return self._endpoint.name
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def ready(self) -> bool:
+        return self._endpoint.ready
+
+    async def start(self) -> None:
+        await self._endpoint.start()
+
+    async def close(self) -> None:
+        await self._endpoint.close()
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return estimate_prompt_tokens(messages)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        async with aclosing(self.stream(request)) as chunks:
+            return await collect(chunks)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        client = self._endpoint.client()
+        sampling = request.sampling
+        try:
+            chunks = await client.chat.completions.create(
+                model=self._endpoint.remote_model,
+                messages=[_message_param(m) for m in request.messages],
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=sampling.max_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                stop=list(sampling.stop) if sampling.stop else openai.omit,
+                seed=sampling.seed if sampling.seed is not None else openai.omit,
+            )
+        except openai.OpenAIError as exc:
+            raise self._endpoint.translate(exc) from exc
+        finish: FinishReason | None = None
+        usage: Usage | None = None
+        reply_chars = 0
+        async with chunks:
+            try:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue
+                        if choice.delta.content:
+                            reply_chars += len(choice.delta.content)
+                            yield ChatChunk(text=choice.delta.content)
+                        if choice.finish_reason is not None:
+                            finish = _finish_reason(choice.finish_reason)
+            except openai.OpenAIError as exc:
+                raise self._endpoint.translate(exc) from exc
+        if finish is None:
+            raise ProviderError(f"model {self.name!r}: the stream ended without a finish reason")
+        if usage is None:  # a server that ignores stream_options
+            usage = Usage(
+                prompt_tokens=self.count_tokens(request.messages),
+                completion_tokens=math.ceil(reply_chars / CHARS_PER_TOKEN),
+            )
+        yield ChatChunk(text="", finish_reason=finish, usage=usage)

@@ -1,0 +1,154 @@
+"""Render every error as RFC 9457 problem details, or as OpenAI's error body under `/v1`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genai_service.kit.errors import AppError
+from genai_service.kit.request_context import REQUEST_ID_HEADER, request_id_of
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:genai-service:problem:"
+OPENAI_PATH_PREFIX = "/v1"
+
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def _status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _slug(status: int) -> str:
+    return _status_title(status).lower().replace(" ", "-")
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    param: str | None = None,
+) -> JSONResponse:
+    request_id = request_id_of(request)
+    all_headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
+    if request.url.path.startswith(OPENAI_PATH_PREFIX):
+        error_type = _OPENAI_ERROR_TYPES.get(status, "server_error")
+        body = {
+            "error": {"message": detail, "type": error_type, "param": param, "code": slug},
+        }
+        return JSONResponse(body, status_code=status, headers=all_headers)
+    problem: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": request_id,
+        **(extra or {}),
+    }
+    return ProblemResponse(problem, status_code=status, headers=all_headers)
+
+
+async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=exc.title,
+        slug=exc.slug,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_name(tuple(error["loc"])),
+            "location": str(error["loc"][0]) if error["loc"] else "body",
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field'] or e['location']}: {e['message']}" for e in errors)
+    on_openai_api = request.url.path.startswith(OPENAI_PATH_PREFIX)
+    return problem_response(
+        request,
+        # OpenAI answers invalid parameters with 400; its SDKs map that to BadRequestError.
+        status=400 if on_openai_api else 422,
+        title="Validation failed",
+        slug="validation-failed",
+        detail=summary or "The request is not valid.",
+        extra={"errors": errors},
+        param=errors[0]["field"] if errors else None,
+    )
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = _status_title(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=title,
+        slug=_slug(exc.status_code),
+        detail=detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        title="Internal server error",
+        slug="internal-server-error",
+        detail="An unexpected error occurred. Quote the request id when reporting it.",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

@@ -1,0 +1,8 @@
+"""SQLAlchemy ORM models, one module per table family. Importing this package registers them all."""
+
+from genai_service.kit.db import Base
+from genai_service.models.api_key import ApiKey
+from genai_service.models.refresh_token import RefreshToken
+from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
+
+__all__ = ["ANONYMOUS_EMAIL", "ANONYMOUS_USER_ID", "ApiKey", "Base", "RefreshToken", "Role", "User"]

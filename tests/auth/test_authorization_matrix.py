@@ -1,0 +1,245 @@
+"""Every route, every kind of caller: the expected status of each, in one explicit table.
+
+A route missing from `MATRIX` fails the test (so does an entry for a route that is gone): adding
+a route means deciding, here, who may call it.
+
+Callers: `anonymous_off` / `anonymous_on` send no credentials (anonymous mode off / on);
+`user` owns the resources in the paths (its API key, its account); `other_user` is another
+ordinary user; `admin` is an admin who owns none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from genai_service.app import create_app
+from genai_service.models.user import Role
+from genai_service.settings import Settings
+from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, client_for, make_fake_models
+from tests.identity import (
+    PASSWORD,
+    Account,
+    login,
+    new_account,
+    new_api_key,
+    settings_with_auth,
+    unique_email,
+)
+
+CALLERS = ("anonymous_off", "anonymous_on", "user", "other_user", "admin")
+Expected = dict[str, int]
+
+
+def everyone(status: int) -> Expected:
+    """Public: the same answer whoever asks."""
+    return dict.fromkeys(CALLERS, status)
+
+
+def any_caller(status: int) -> Expected:
+    """`CurrentUser`: the anonymous user counts when anonymous mode is on."""
+    return {**dict.fromkeys(CALLERS, status), "anonymous_off": 401}
+
+
+def signed_in(status: int, *, not_owner: int | None = None) -> Expected:
+    """`SignedInUser`: a real account; `not_owner` for callers who do not own the resource."""
+    others = status if not_owner is None else not_owner
+    return {
+        "anonymous_off": 401,
+        "anonymous_on": 401,
+        "user": status,
+        "other_user": others,
+        "admin": others,
+    }
+
+
+def admins(status: int) -> Expected:
+    """`AdminUser`."""
+    return {
+        "anonymous_off": 401,
+        "anonymous_on": 401,
+        "user": 403,
+        "other_user": 403,
+        "admin": status,
+    }
+
+
+MATRIX: dict[tuple[str, str], Expected] = {
+    ("GET", "/"): everyone(200),
+    ("GET", "/healthz"): everyone(200),
+    ("GET", "/readyz"): everyone(200),
+    ("GET", "/metrics"): everyone(200),
+    ("GET", "/openapi.json"): everyone(200),
+    ("GET", "/docs"): everyone(200),
+    ("GET", "/docs/oauth2-redirect"): everyone(200),
+    ("GET", "/redoc"): everyone(200),
+    ("GET", "/chat"): any_caller(200),
+    ("POST", "/v1/chat/completions"): any_caller(200),
+    ("POST", "/v1/embeddings"): any_caller(200),
+    ("GET", "/v1/models"): any_caller(200),
+    ("POST", "/api/auth/register"): everyone(201),
+    ("POST", "/api/auth/token"): everyone(200),
+    ("POST", "/api/auth/refresh"): everyone(200),
+    ("POST", "/api/auth/logout"): everyone(204),
+    ("GET", "/api/users/me"): any_caller(200),
+    ("PATCH", "/api/users/me"): signed_in(200),
+    ("GET", "/api/users"): admins(200),
+    ("PATCH", "/api/users/{user_id}"): admins(200),
+    ("POST", "/api/keys"): signed_in(201),
+    ("GET", "/api/keys"): signed_in(200),
+    ("DELETE", "/api/keys/{key_id}"): signed_in(204, not_owner=404),
+}
+
+
+def route_keys(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every route, included routers flattened."""
+    keys: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, str(context.path)
+        if isinstance(route, (WebSocketRoute, APIWebSocketRoute)):
+            keys.add(("WEBSOCKET", path))
+        elif isinstance(route, Mount):
+            keys.add(("MOUNT", path))
+        elif isinstance(route, Route):
+            keys |= {(method, path) for method in context.methods or () if method != "HEAD"}
+        else:
+            keys.add((type(route).__name__, path))
+    return keys
+
+
+@dataclass
+class World:
+    user: Account
+    other_user: Account
+    admin: Account
+    login_target: Account
+    client_off: httpx.AsyncClient
+    client_on: httpx.AsyncClient
+
+    def headers_of(self, caller: str) -> dict[str, str]:
+        account = {"user": self.user, "other_user": self.other_user, "admin": self.admin}
+        return account[caller].headers if caller in account else {}
+
+    def client_of(self, caller: str) -> httpx.AsyncClient:
+        return self.client_on if caller == "anonymous_on" else self.client_off
+
+    async def fresh_refresh_token(self) -> str:
+        token: str = (await login(self.client_off, self.login_target.email)).json()["refresh_token"]
+        return token
+
+
+RequestBuilder = Callable[[World], Awaitable[dict[str, Any]]]
+
+
+async def _chat(_: World) -> dict[str, Any]:
+    return {"json": {"model": FAKE_CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]}}
+
+
+async def _embeddings(_: World) -> dict[str, Any]:
+    return {"json": {"model": FAKE_EMBEDDING_MODEL, "input": ["hi"]}}
+
+
+async def _register(_: World) -> dict[str, Any]:
+    return {"json": {"email": unique_email("matrix"), "password": PASSWORD}}
+
+
+async def _token(world: World) -> dict[str, Any]:
+    return {"data": {"username": world.login_target.email, "password": PASSWORD}}
+
+
+async def _refresh_token(world: World) -> dict[str, Any]:
+    return {"json": {"refresh_token": await world.fresh_refresh_token()}}
+
+
+async def _full_name(_: World) -> dict[str, Any]:
+    return {"json": {"full_name": "Matrix"}}
+
+
+async def _administer_user(world: World) -> dict[str, Any]:
+    return {"url": f"/api/users/{world.user.id}", "json": {"is_active": True}}
+
+
+async def _new_key(_: World) -> dict[str, Any]:
+    return {"json": {"name": "matrix"}}
+
+
+async def _users_key(world: World) -> dict[str, Any]:
+    key = await new_api_key(world.client_off, world.user)
+    return {"url": f"/api/keys/{key['id']}"}
+
+
+REQUESTS: dict[tuple[str, str], RequestBuilder] = {
+    ("POST", "/v1/chat/completions"): _chat,
+    ("POST", "/v1/embeddings"): _embeddings,
+    ("POST", "/api/auth/register"): _register,
+    ("POST", "/api/auth/token"): _token,
+    ("POST", "/api/auth/refresh"): _refresh_token,
+    ("POST", "/api/auth/logout"): _refresh_token,
+    ("PATCH", "/api/users/me"): _full_name,
+    ("PATCH", "/api/users/{user_id}"): _administer_user,
+    ("POST", "/api/keys"): _new_key,
+    ("DELETE", "/api/keys/{key_id}"): _users_key,
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return settings_with_auth(tmp_path, database_url, allow_anonymous=False)
+
+
+@pytest.fixture
+async def anonymous_on_client(
+    tmp_path: Path, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on the same database (and secret), with anonymous mode on."""
+    app = create_app(
+        settings_with_auth(tmp_path, database_url, allow_anonymous=True),
+        models=make_fake_models(),
+    )
+    async with LifespanManager(app, startup_timeout=60), client_for(app) as client:
+        await app.state.models.start()
+        yield client
+
+
+def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
+    routes = route_keys(app)
+    assert sorted(routes - set(MATRIX)) == [], "routes without an entry: decide who may call them"
+    assert sorted(set(MATRIX) - routes) == [], "entries for routes that no longer exist"
+    assert set(REQUESTS) <= set(MATRIX)
+
+
+async def test_authorization_matrix(
+    app: FastAPI, client: httpx.AsyncClient, anonymous_on_client: httpx.AsyncClient
+) -> None:
+    world = World(
+        user=await new_account(app, client, "user"),
+        other_user=await new_account(app, client, "other"),
+        admin=await new_account(app, client, "admin", role=Role.ADMIN),
+        login_target=await new_account(app, client, "target"),
+        client_off=client,
+        client_on=anonymous_on_client,
+    )
+    unexpected: list[str] = []
+    for (method, path), expected in sorted(MATRIX.items()):
+        if method in {"WEBSOCKET", "MOUNT"}:
+            pytest.fail(f"teach the matrix to call {method} {path}")
+        for caller in CALLERS:
+            builder = REQUESTS.get((method, path))
+            request = {"url": path, **(await builder(world) if builder else {})}
+            headers = world.headers_of(caller)
+            response = await world.client_of(caller).request(method, headers=headers, **request)
+            if response.status_code != expected[caller]:
+                unexpected.append(
+                    f"{method} {path} as {caller}: {response.status_code}, "
+                    f"expected {expected[caller]} ({response.text[:120]})"
+                )
+    assert unexpected == []

@@ -1,0 +1,151 @@
+"""Deterministic stand-ins for the real models, behind the same protocols.
+
+`ScriptedChatModel` answers `"You said: <last user message>"` (or a fixed `reply`), streamed one
+word per chunk; a word is a token. `max_tokens` cuts the reply (finish reason "length"), a stop
+sequence cuts it before the stop text (finish reason "stop"). Like a real model it is not ready
+before `start()` nor after `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import re
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+
+from genai_service.inference.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    FinishReason,
+    ModelNotReady,
+    PromptTooLong,
+    Usage,
+    collect,
+)
+from genai_service.kit.errors import AppError
+
+
+class ScriptedChatModel:
+    def __init__(
+        self, *, reply: str | None = None, context_window: int = 4096, chunk_delay: float = 0.0
+    ) -> None:
+        self.reply = reply
+        self.chunk_delay = chunk_delay
+        """Seconds slept before each chunk: a slow model, for cancellation and disconnect tests."""
+        self._context_window = context_window
+        self._ready = False
+        self.start_calls = 0
+        self.requests: list[ChatRequest] = []
+        """Every request that reached the model, in order."""
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        self.start_calls += 1
+        self._ready = True
+
+    async def close(self) -> None:
+        self._ready = False
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(len(message.content.split()) for message in messages)
+
+    def reply_to(self, request: ChatRequest) -> str:
+        """The whole reply before `max_tokens` and stop sequences apply."""
+        if self.reply is not None:
+            return self.reply
+        users = [m.content for m in request.messages if m.role == "user"]
+        return f"You said: {users[-1] if users else ''}".strip()
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        async with aclosing(self.stream(request)) as chunks:
+            return await collect(chunks)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        if not self._ready:
+            raise ModelNotReady("the scripted model is not started")
+        prompt_tokens = self.count_tokens(request.messages)
+        if prompt_tokens >= self._context_window:
+            raise PromptTooLong(f"the prompt takes {prompt_tokens} of {self._context_window}")
+        self.requests.append(request)
+        text = self.reply_to(request)
+        for stop in request.sampling.stop:
+            if stop in text:
+                text = text[: text.index(stop)]
+        words = text.split()
+        finish: FinishReason = "length" if len(words) > request.sampling.max_tokens else "stop"
+        words = words[: request.sampling.max_tokens]
+        for index, word in enumerate(words):
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            yield ChatChunk(text=word if index == 0 else f" {word}")
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
+        yield ChatChunk(text="", finish_reason=finish, usage=usage)
+
+
+class FailingChatModel(ScriptedChatModel):
+    """Streams `after_chunks` chunks of its reply, then raises `error`."""
+
+    def __init__(self, error: AppError, *, after_chunks: int = 0) -> None:
+        super().__init__(reply="partial reply from a failing model")
+        self.error = error
+        self.after_chunks = after_chunks
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        sent = 0
+        async with aclosing(super().stream(request)) as chunks:
+            async for chunk in chunks:
+                if sent == self.after_chunks:
+                    break
+                sent += 1
+                yield chunk
+        raise self.error
+
+
+class FakeEmbeddingModel:
+    """Bag-of-words hashing vectors: deterministic, L2-normalised, and texts sharing words are
+    closer than texts that share none, so retrieval tests rank sensibly."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        self._dimension = dimension
+        self._ready = False
+        self.calls: list[list[str]] = []
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        self._ready = True
+
+    async def close(self) -> None:
+        self._ready = False
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not self._ready:
+            raise ModelNotReady("the fake embedding model is not started")
+        self.calls.append(list(texts))
+        return [self.vector(text) for text in texts]
+
+    def vector(self, text: str) -> list[float]:
+        vector = [0.0] * self._dimension
+        for word in re.findall(r"\w+", text.lower()) or [text]:
+            digest = hashlib.sha256(word.encode()).digest()
+            index = int.from_bytes(digest[:4], "big") % self._dimension
+            vector[index] += 1.0
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return [x / norm for x in vector]

@@ -1,0 +1,414 @@
+"""The remote provider against a real HTTP server on loopback that answers as scripted.
+
+The server's path prefix picks the scenario: `/ok/v1/...` streams a reply, `/status-500/v1/...`
+answers 500, and so on. Tests against a live genai-service `/v1` live with the OpenAI API tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from genai_service.inference.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    GenerationTimeout,
+    ModelNotReady,
+    ModelOverloaded,
+    PromptTooLong,
+    ProviderError,
+    SamplingParams,
+    Usage,
+)
+from genai_service.inference.embeddings import RemoteEmbeddingModel
+from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.kit.errors import AppError, BadRequest
+from genai_service.settings import ProviderSettings
+
+API_KEY = "sk-test-secret-0123456789"
+REQUEST = ChatRequest(
+    messages=[ChatMessage(role="user", content="Say hello")],
+    sampling=SamplingParams(max_tokens=7, temperature=0.0, stop=("END",), seed=3),
+)
+ERROR_BODIES: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {
+    "status-500": (500, {"message": "internal details", "type": "server_error"}, {}),
+    "status-503": (503, {"message": "warming up", "type": "server_error"}, {}),
+    "status-429": (429, {"message": "slow down", "type": "rate_limit_error"}, {"Retry-After": "7"}),
+    "status-400-context": (
+        400,
+        {
+            "message": "This model's maximum context length is 8192 tokens.",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        },
+        {},
+    ),
+    "status-400": (
+        400,
+        {"message": "temperature must be at most 2", "type": "invalid_request_error"},
+        {},
+    ),
+    "status-422": (422, {"message": "stop must be a list", "type": "invalid_request_error"}, {}),
+    "status-401": (
+        401,
+        {"message": f"Incorrect API key provided: {API_KEY}", "type": "invalid_request_error"},
+        {},
+    ),
+}
+
+
+def sse(payload: dict[str, Any] | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+def chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    delta = {"content": content} if content is not None else {}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "remote-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+USAGE_CHUNK = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "remote-model",
+    "choices": [],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+}
+
+STREAMS: dict[str, list[dict[str, Any] | str]] = {
+    "ok": [chunk("Hel"), chunk("lo"), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
+    "slow": [chunk("late", "stop"), "[DONE]"],
+    "no-usage": [chunk("abcdefgh"), chunk(None, "length"), "[DONE]"],
+    "no-finish": [chunk("Hel"), "[DONE]"],
+    "cut": [chunk("Hel")],  # and then the connection breaks
+}
+
+
+@dataclass
+class Recorded:
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+
+
+def scripted_app(recorded: Recorded) -> Starlette:
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        recorded.bodies.append(body)
+        recorded.authorizations.append(request.headers.get("authorization", ""))
+        scenario = request.path_params["scenario"]
+        if scenario in ERROR_BODIES:
+            status, error, headers = ERROR_BODIES[scenario]
+            return JSONResponse({"error": error}, status_code=status, headers=headers)
+        if scenario == "slow":
+            await asyncio.sleep(1.0)
+        events = STREAMS[scenario]
+
+        async def body_stream() -> AsyncIterator[str]:
+            for event in events:
+                yield sse(event)
+            if scenario == "cut":
+                raise ConnectionAbortedError("the server dies mid-stream")
+
+        return StreamingResponse(body_stream(), media_type="text/event-stream")
+
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        recorded.bodies.append(body)
+        scenario = request.path_params["scenario"]
+        if scenario in ERROR_BODIES:
+            status, error, headers = ERROR_BODIES[scenario]
+            return JSONResponse({"error": error}, status_code=status, headers=headers)
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(text)), float(i), 1.0]}
+            for i, text in enumerate(body["input"])
+        ]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data[::-1],  # out of order on purpose: the index decides
+                "model": body["model"],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/{scenario}/v1/chat/completions", chat, methods=["POST"]),
+            Route("/{scenario}/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
+
+
+@dataclass
+class ScriptedServer:
+    base: str
+    recorded: Recorded
+
+    def url(self, scenario: str) -> str:
+        return f"{self.base}/{scenario}/v1"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    recorded = Recorded()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        scripted_app(recorded), log_level="critical", lifespan="off", ws="none", http="h11"
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not uvicorn_server.started:
+        thread.join(0.01)
+        assert thread.is_alive()
+    try:
+        yield ScriptedServer(f"http://127.0.0.1:{sock.getsockname()[1]}", recorded)
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[str]:
+    """A loopback port bound but not listening: connecting is refused (and nobody takes it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def provider(base_url: str, **overrides: Any) -> ProviderSettings:
+    values: dict[str, Any] = {
+        "kind": "openai_compatible",
+        "base_url": base_url,
+        "api_key": SecretStr(API_KEY),
+        "model": "remote-model",
+        "max_retries": 0,
+        "timeout": 5,
+    }
+    return ProviderSettings(**(values | overrides))
+
+
+async def drain(chunks: AsyncIterator[ChatChunk], *, into: list[str]) -> None:
+    async for piece in chunks:
+        into.append(piece.text)
+
+
+async def started_chat(base_url: str, **overrides: Any) -> OpenAICompatibleChatModel:
+    model = OpenAICompatibleChatModel("our-name", provider(base_url, **overrides))
+    await model.start()
+    return model
+
+
+async def test_stream_yields_text_then_finish_and_the_servers_usage(
+    server: ScriptedServer,
+) -> None:
+    model = await started_chat(server.url("ok"))
+    try:
+        chunks = [c async for c in model.stream(REQUEST)]
+        result = await model.complete(REQUEST)
+    finally:
+        await model.close()
+    assert chunks == [
+        ChatChunk(text="Hel"),
+        ChatChunk(text="lo"),
+        ChatChunk(text="", finish_reason="stop", usage=Usage(prompt_tokens=5, completion_tokens=2)),
+    ]
+    assert (result.text, result.finish_reason, result.usage.total_tokens) == ("Hello", "stop", 7)
+    sent = server.recorded.bodies[-1]
+    assert sent["model"] == "remote-model"
+    assert sent["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
+    assert (sent["max_tokens"], sent["temperature"], sent["stop"], sent["seed"]) == (
+        7,
+        0.0,
+        ["END"],
+        3,
+    )
+    assert server.recorded.authorizations[-1] == f"Bearer {API_KEY}"
+
+
+async def test_length_finish_and_estimated_usage_when_the_server_reports_none(
+    server: ScriptedServer,
+) -> None:
+    model = await started_chat(server.url("no-usage"))
+    try:
+        result = await model.complete(REQUEST)
+    finally:
+        await model.close()
+    assert result.text == "abcdefgh"
+    assert result.finish_reason == "length"
+    assert result.usage == Usage(
+        prompt_tokens=model.count_tokens(REQUEST.messages), completion_tokens=2
+    )
+
+
+async def test_a_stream_without_finish_reason_is_a_provider_error(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("no-finish"))
+    try:
+        with pytest.raises(ProviderError, match="finish reason"):
+            await model.complete(REQUEST)
+    finally:
+        await model.close()
+
+
+async def test_keyless_servers_never_get_the_environments_openai_key(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    model = await started_chat(server.url("ok"), api_key=None)
+    try:
+        await model.complete(REQUEST)
+    finally:
+        await model.close()
+    assert server.recorded.authorizations[-1] == "Bearer unused"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error", "detail_has", "detail_lacks"),
+    [
+        ("status-500", ProviderError, "500", "internal details"),
+        ("status-503", ProviderError, "503", "warming up"),
+        ("status-429", ModelOverloaded, "overloaded", ""),
+        ("status-400-context", PromptTooLong, "maximum context length is 8192", ""),
+        ("status-400", BadRequest, "temperature must be at most 2", ""),
+        ("status-422", BadRequest, "stop must be a list", ""),
+        ("status-401", ProviderError, "credentials", API_KEY),
+    ],
+)
+async def test_upstream_status_codes_map_to_our_errors(
+    server: ScriptedServer,
+    scenario: str,
+    error: type[AppError],
+    detail_has: str,
+    detail_lacks: str,
+) -> None:
+    model = await started_chat(server.url(scenario))
+    try:
+        with pytest.raises(AppError) as streamed:
+            [c async for c in model.stream(REQUEST)]
+        with pytest.raises(AppError) as completed:
+            await model.complete(REQUEST)
+    finally:
+        await model.close()
+    for raised in (streamed.value, completed.value):
+        assert type(raised) is error
+        assert detail_has in raised.detail
+        if detail_lacks:
+            assert detail_lacks not in raised.detail
+    if scenario == "status-429":
+        assert streamed.value.headers == {"Retry-After": "7"}
+
+
+async def test_connection_refused_is_a_provider_error(closed_port: str) -> None:
+    model = await started_chat(closed_port)
+    try:
+        assert model.ready  # a remote that is down does not fail start-up
+        with pytest.raises(ProviderError, match="cannot reach"):
+            [c async for c in model.stream(REQUEST)]
+        with pytest.raises(ProviderError):
+            await model.complete(REQUEST)
+    finally:
+        await model.close()
+
+
+async def test_a_slow_server_is_a_generation_timeout(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("slow"), timeout=0.2)
+    try:
+        with pytest.raises(GenerationTimeout):
+            await model.complete(REQUEST)
+    finally:
+        await model.close()
+
+
+async def test_a_stream_cut_midway_fails_after_the_chunks_already_sent(
+    server: ScriptedServer,
+) -> None:
+    model = await started_chat(server.url("cut"))
+    received: list[str] = []
+    try:
+        with pytest.raises(ProviderError):
+            await drain(model.stream(REQUEST), into=received)
+    finally:
+        await model.close()
+    assert received == ["Hel"]
+
+
+async def test_lifecycle_and_token_estimate(closed_port: str) -> None:
+    model = OpenAICompatibleChatModel("our-name", provider(closed_port, context_window=32768))
+    assert not model.ready
+    with pytest.raises(ModelNotReady):
+        await model.complete(REQUEST)
+    await model.start()
+    assert model.ready
+    await model.close()
+    assert not model.ready
+    assert model.context_window == 32768
+    # ceil(chars / 4) per message + 4 per message + 3 for the reply's priming
+    messages = [
+        ChatMessage(role="system", content="x" * 40),
+        ChatMessage(role="user", content="hi"),
+    ]
+    assert model.count_tokens(messages) == (10 + 4) + (1 + 4) + 3
+
+
+async def test_remote_embeddings_learn_the_dimension_and_keep_input_order(
+    server: ScriptedServer,
+) -> None:
+    model = RemoteEmbeddingModel("our-embedder", provider(server.url("ok")))
+    with pytest.raises(ModelNotReady):
+        model.dimension  # noqa: B018 - the property raises
+    await model.start()
+    try:
+        assert model.dimension == 3
+        vectors = await model.embed(["a", "bbb", "cc"])
+    finally:
+        await model.close()
+    assert vectors == [[1.0, 0.0, 1.0], [3.0, 1.0, 1.0], [2.0, 2.0, 1.0]]
+    assert server.recorded.bodies[-1]["encoding_format"] == "float"
+    assert server.recorded.bodies[-1]["model"] == "remote-model"
+
+
+async def test_remote_embeddings_start_when_the_remote_is_down(closed_port: str) -> None:
+    model = RemoteEmbeddingModel("our-embedder", provider(closed_port))
+    await model.start()
+    try:
+        assert model.ready
+        with pytest.raises(ModelNotReady):
+            model.dimension  # noqa: B018 - the property raises
+        with pytest.raises(ProviderError):
+            await model.embed(["hello"])
+    finally:
+        await model.close()
+
+
+async def test_remote_embedding_errors_are_mapped(server: ScriptedServer) -> None:
+    model = RemoteEmbeddingModel("our-embedder", provider(server.url("status-500")))
+    await model.start()
+    try:
+        with pytest.raises(ProviderError):
+            await model.embed(["hello"])
+    finally:
+        await model.close()
