@@ -18,6 +18,7 @@ from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
 from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware
 from genai_service.kit.middleware.access_log import RESPONSE_TIME_HEADER, AccessLogMiddleware
+from genai_service.kit.middleware.body_limit import BodyLimitMiddleware
 from genai_service.kit.middleware.request_id import RequestIdMiddleware
 from genai_service.kit.middleware.security_headers import SecurityHeadersMiddleware
 from genai_service.kit.problems import install_problem_handlers
@@ -64,7 +65,6 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
         docs_url="/docs" if show_docs else None,
         redoc_url="/redoc" if show_docs else None,
         openapi_url="/openapi.json" if show_docs else None,
-        max_body_size=settings.http.max_body_bytes,
     )
     app.state.settings = settings
     app.state.metrics = HttpMetrics()
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     install_problem_handlers(app)
 
     # Added innermost first: the request id wraps everything, so every response and log line has it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(
         CORSMiddleware,

@@ -29,16 +29,14 @@ async def add_two_notes(body: str, session: SessionDep) -> dict[str, int]:
 @pytest.fixture
 async def notes_app(app: FastAPI) -> FastAPI:
     async with app.state.engine.begin() as connection:
-        await connection.execute(
-            text("CREATE TABLE probe_notes (id INTEGER PRIMARY KEY, body VARCHAR(50) UNIQUE)")
-        )
+        await connection.execute(text("CREATE TABLE probe_notes (body VARCHAR(50) UNIQUE)"))
     app.include_router(router)
     return app
 
 
 async def stored_notes(app: FastAPI) -> list[str]:
     async with app.state.engine.connect() as connection:
-        rows = await connection.execute(text("SELECT body FROM probe_notes ORDER BY id"))
+        rows = await connection.execute(text("SELECT body FROM probe_notes ORDER BY body"))
         return [row[0] for row in rows]
 
 
