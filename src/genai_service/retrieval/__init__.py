@@ -1,0 +1,1 @@
+"""Retrieval: finding the passages of a user's documents that answer a question."""
