@@ -32,7 +32,7 @@ async def get_generation(
     return GenerationRead.model_validate(await service.get(user, generation_id))
 
 
-@router.get("/{generation_id}/events", response_class=EventSourceResponse, responses=EVENT_STREAM)
+@router.get("/{generation_id}/events", responses=EVENT_STREAM)
 async def follow_generation(
     generation_id: uuid.UUID,
     user: CurrentUser,
