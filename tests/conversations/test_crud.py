@@ -58,9 +58,7 @@ async def test_documents_are_kept_as_given(client: httpx.AsyncClient, alice: Acc
     assert listed["documents"] == [document]
     everything = await new_conversation(client, alice, documents="all")
     assert everything["documents"] == "all"
-    bad = await client.post(
-        "/api/conversations", json={"documents": "some"}, headers=alice.headers
-    )
+    bad = await client.post("/api/conversations", json={"documents": "some"}, headers=alice.headers)
     assert bad.status_code == 422
 
 

@@ -64,9 +64,7 @@ def test_everything_is_kept_when_it_fits() -> None:
 def test_the_question_alone_must_fit() -> None:
     model = ScriptedChatModel(context_window=20)
     with pytest.raises(PromptTooLong):
-        build_prompt(
-            model, system_prompt="a b c", history=[], question="x " * 10, max_tokens=10
-        )
+        build_prompt(model, system_prompt="a b c", history=[], question="x " * 10, max_tokens=10)
 
 
 def test_lowest_scored_sources_are_dropped_first() -> None:

@@ -69,9 +69,7 @@ async def live_turn(
         yield response, response.aiter_lines()
 
 
-async def test_read_a_generation(
-    client: httpx.AsyncClient, alice: Account, bob: Account
-) -> None:
+async def test_read_a_generation(client: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     conversation = await new_conversation(client, alice, title="G")
     turn = (await ask(client, alice, conversation["id"], "hello")).json()
     url = f"/api/generations/{turn['generation_id']}"
