@@ -42,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessionmaker, models, app.state.generation_events, settings.conversations
     )
     app.state.generation_runner = runner
-    await runner.fail_stale()
+    runner.start()
     # Models load in the background: the server answers /healthz at once and /readyz turns
     # ready when every model is loaded.
     loading = asyncio.create_task(models.start(), name="load-models")

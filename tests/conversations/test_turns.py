@@ -18,6 +18,7 @@ from genai_service.models.conversation import (
     Message,
     MessageRole,
 )
+from genai_service.settings import Settings
 from tests.conversations.support import (
     FAILING_CHAT_MODEL,
     LONG_REPLY,
@@ -26,6 +27,7 @@ from tests.conversations.support import (
     messages_of,
     new_conversation,
     parse_sse,
+    started_app,
     wait_for_generation,
 )
 from tests.identity import Account
@@ -250,7 +252,36 @@ async def test_stale_running_generations_are_failed(
     assert stored[0]["id"] == user_message_id
 
 
-async def test_stale_generations_are_failed_at_startup(
+async def test_a_restarted_server_fails_stale_generations(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, alice: Account
+) -> None:
+    conversation = await new_conversation(client, alice, title="Crash")
+    async with app.state.sessionmaker.begin() as session:
+        question = Message(
+            conversation_id=uuid.UUID(conversation["id"]), role=MessageRole.USER, content="lost"
+        )
+        session.add(question)
+        await session.flush()
+        session.add(
+            Generation(
+                conversation_id=uuid.UUID(conversation["id"]),
+                owner_id=uuid.UUID(alice.id),
+                user_message_id=question.id,
+                model="fake-chat",
+                deadline_at=utcnow() - timedelta(hours=1),
+            )
+        )
+    async for restarted in started_app(settings):
+        for _ in range(200):
+            async with restarted.state.sessionmaker() as session:
+                row = (await session.execute(select(Generation))).scalar_one()
+            if row.status is not GenerationStatus.RUNNING:
+                break
+            await asyncio.sleep(0.02)
+    assert row.status is GenerationStatus.FAILED
+
+
+async def test_stale_generations_are_failed_on_request(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
     conversation = await new_conversation(client, alice, title="Crash")

@@ -23,6 +23,7 @@ from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRea
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.repository import GenerationRepository
 from genai_service.generations.runner import GenerationPlan, GenerationRunner
+from genai_service.generations.sse import close_iterator
 from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
@@ -191,9 +192,12 @@ class TurnService:
 
     async def terminal_event(self, generation_id: uuid.UUID) -> GenerationEvent:
         events = await self.events.subscribe(generation_id)
-        async for event in events:
-            if event.is_terminal:
-                return event
+        try:
+            async for event in events:
+                if event.is_terminal:
+                    return event
+        finally:
+            await close_iterator(events)
         raise GenerationFailed("The generation ended without a final event.")
 
     async def _retrieve(self, owner: User, scope: DocumentScope, question: str) -> list[Source]:

@@ -96,11 +96,22 @@ class GenerationRunner:
     def running(self) -> int:
         return len(self._generations)
 
+    def start(self) -> None:
+        """Look for generations a stopped server left running, in the background: start-up does
+        not wait for the database (the same check runs again before each turn)."""
+        self._chore(self._recover())
+
+    async def _recover(self) -> None:
+        try:
+            await self.fail_stale()
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("could not look for interrupted generations: {}", error)
+
     async def launch(self, plan: GenerationPlan, first_event: dict[str, Any]) -> None:
         """Open the generation's event log with its `generation` event, then start it."""
         await self.events.open(plan.generation_id)
         await self.events.append(plan.generation_id, "generation", first_event)
-        task = asyncio.create_task(self._run(plan), name=f"generation-{plan.generation_id}")
+        task = asyncio.create_task(self._guarded(plan), name=f"generation-{plan.generation_id}")
         self._generations[plan.generation_id] = task
         task.add_done_callback(lambda _: self._generations.pop(plan.generation_id, None))
 
@@ -145,6 +156,26 @@ class GenerationRunner:
         if stale:
             logger.warning("marked {} interrupted generation(s) as failed", len(stale))
         return len(stale)
+
+    async def _guarded(self, plan: GenerationPlan) -> None:
+        """`_run`, making sure the event log ends even when something unexpected fails."""
+        try:
+            await self._run(plan)
+        except Exception:
+            logger.exception("generation {} broke down", plan.generation_id)
+            try:
+                await self.events.append(
+                    plan.generation_id,
+                    "error",
+                    {
+                        "generation_id": str(plan.generation_id),
+                        "status": GenerationStatus.FAILED.value,
+                        "detail": "The server failed while writing this reply.",
+                        "message": None,
+                    },
+                )
+            except (RuntimeError, AppError):
+                logger.debug("the event log of generation {} had ended", plan.generation_id)
 
     async def _run(self, plan: GenerationPlan) -> None:
         started = time.monotonic()

@@ -4,10 +4,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.repository import GenerationRepository
+from genai_service.generations.sse import close_iterator
 from genai_service.kit.errors import Conflict, NotFound
 from genai_service.models.conversation import Generation, GenerationStatus
 from genai_service.models.user import User
@@ -51,8 +53,13 @@ class GenerationService:
             raise GenerationNotRunning(f"The generation is already {generation.status.value}.")
         events = await self.events.subscribe(generation.id)
         await self.events.request_cancel(generation.id)
-        async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-            async for event in events:
-                if event.is_terminal:
-                    break
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                async for event in events:
+                    if event.is_terminal:
+                        break
+        except TimeoutError:
+            logger.warning("generation {} is slow to stop after a cancel", generation.id)
+        finally:
+            await close_iterator(events)
         return await self.get(owner, generation_id)
