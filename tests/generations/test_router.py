@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from genai_service.settings import Settings
+from tests.conftest import client_for
 from tests.conversations.support import (
     LONG_REPLY,
     SLOW_CHAT_MODEL,
@@ -18,9 +20,10 @@ from tests.conversations.support import (
     messages_of,
     new_conversation,
     parse_sse,
+    started_app,
     wait_for_generation,
 )
-from tests.identity import Account
+from tests.identity import Account, new_account
 
 GENERATION_FIELDS = {
     "id",
@@ -202,3 +205,22 @@ async def test_deleting_a_conversation_cancels_its_generation(
     gone = await client.get(f"/api/generations/{generation_id}", headers=alice.headers)
     assert gone.status_code == 404
     assert json.loads(gone.text)["status"] == 404
+
+
+async def test_shutdown_stores_running_replies_as_cancelled(
+    settings: Settings, alice: Account
+) -> None:
+    """Stopping the server cancels what runs; the partial replies are stored before it exits."""
+    async for app in started_app(settings):
+        async with client_for(app) as http:
+            account = await new_account(app, http, "alice")
+            conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
+            pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
+            await asyncio.sleep(0.3)
+            assert app.state.generation_runner.running == 1
+    response = await asyncio.wait_for(pending, 10)
+    assert response.status_code == 201, response.text
+    reply = response.json()["assistant_message"]
+    assert reply["status"] == "cancelled"
+    assert reply["content"]
+    assert LONG_REPLY.startswith(reply["content"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,7 +197,7 @@ class GenerationRunner:
             return
         await self.events.append(plan.generation_id, "done", data)
         if outcome.status is GenerationStatus.COMPLETED and plan.title_question is not None:
-            self._chore(self._title(plan, outcome.text))
+            self._chore(self._title(plan, plan.title_question, outcome.text))
 
     async def _generate(self, plan: GenerationPlan) -> _Outcome:
         parts: list[str] = []
@@ -282,12 +282,11 @@ class GenerationRunner:
             await ConversationRepository(session).touch(plan.conversation_id, now)
             return message
 
-    async def _title(self, plan: GenerationPlan, answer: str) -> None:
-        assert plan.title_question is not None
+    async def _title(self, plan: GenerationPlan, question: str, answer: str) -> None:
         model = self.models.chat(plan.model_name)
-        await self.titles.write(model, plan.conversation_id, plan.title_question, answer)
+        await self.titles.write(model, plan.conversation_id, question, answer)
 
-    def _chore(self, coroutine: Any) -> None:
+    def _chore(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coroutine)
         self._chores.add(task)
         task.add_done_callback(self._chore_done)
