@@ -104,3 +104,15 @@ async def test_long_conversations_never_exceed_the_context(
     assert last[-1].content == "tell me about item 11 please"
     assert last[-2].content == "You said: tell me about item 10 please"
     assert not any("item 0 " in message.content for message in last)
+
+
+async def test_the_default_reply_budget_fits_small_models(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    conversation = await new_conversation(client, alice, title="Small", model=SMALL_CHAT_MODEL)
+    response = await ask(client, alice, conversation["id"], "hello")
+    assert response.status_code == 201, response.text
+    request = app.state.models.chat(SMALL_CHAT_MODEL).requests[-1]
+    assert request.sampling.max_tokens == SMALL_CONTEXT // 2
+    too_many = await ask(client, alice, conversation["id"], "hello", max_tokens=SMALL_CONTEXT)
+    assert too_many.status_code == 400

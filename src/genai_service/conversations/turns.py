@@ -106,7 +106,10 @@ class TurnService:
         )
         scope = document_scope(requested)
         sources = await self._retrieve(owner, scope, turn.content) if scope else []
-        max_tokens = turn.max_tokens or self.settings.default_max_tokens
+        # An explicit max_tokens must fit; the default adapts to small context windows.
+        max_tokens = turn.max_tokens or min(
+            self.settings.default_max_tokens, max(model.context_window // 2, 1)
+        )
         temperature = (
             turn.temperature if turn.temperature is not None else self.settings.default_temperature
         )
