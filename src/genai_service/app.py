@@ -15,6 +15,7 @@ from genai_service.api import api_router
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
+from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
@@ -90,7 +91,12 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
         allow_credentials=settings.cors.allow_credentials,
         allow_methods=settings.cors.allow_methods,
         allow_headers=settings.cors.allow_headers,
-        expose_headers=[REQUEST_ID_HEADER, RESPONSE_TIME_HEADER, "Retry-After"],
+        expose_headers=[
+            REQUEST_ID_HEADER,
+            RESPONSE_TIME_HEADER,
+            "Retry-After",
+            GENERATION_ID_HEADER,
+        ],
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(AccessLogMiddleware)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import websockets.asyncio.client
 from fastapi import FastAPI
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
@@ -169,3 +171,20 @@ async def test_anonymous_mode_needs_no_token(client: httpx.AsyncClient, app: Fas
     async with connect(app, created.json()["id"], None) as ws:
         await ws.send_json({"type": "message", "content": "hi"})
         assert (await receive_turn(ws))[-1]["type"] == "done"
+
+
+async def test_the_token_stays_out_of_the_logs(
+    client: httpx.AsyncClient, server_url: str, alice: Account, captured_logs: list[str]
+) -> None:
+    """uvicorn logs each WebSocket's request line, query string included: it is redacted."""
+    conversation = await new_conversation(client, alice, title="Quiet")
+    url = server_url.replace("http://", "ws://")
+    address = f"{url}/api/conversations/{conversation['id']}/ws?token={alice.access_token}"
+    async with websockets.asyncio.client.connect(address) as socket:
+        await socket.send(json.dumps({"type": "message", "content": "hi"}))
+        while json.loads(await socket.recv())["type"] != "done":
+            pass
+    accepted = [line for line in captured_logs if "WebSocket /api/conversations" in line]
+    assert accepted
+    assert "token=[redacted]" in accepted[0]
+    assert not [line for line in captured_logs if alice.access_token in line]
