@@ -19,6 +19,7 @@ from tests.conversations.support import (
     SLOW_CHAT_MODEL,
     messages_of,
     new_conversation,
+    wait_for_generation,
 )
 from tests.identity import Account, new_api_key
 
@@ -188,3 +189,17 @@ async def test_the_token_stays_out_of_the_logs(
     assert accepted
     assert "token=[redacted]" in accepted[0]
     assert not [line for line in captured_logs if alice.access_token in line]
+
+
+async def test_a_closed_socket_does_not_stop_the_reply(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    conversation = await new_conversation(client, alice, title="Gone", model=SLOW_CHAT_MODEL)
+    async with connect(app, conversation["id"], alice.access_token) as ws:
+        await ws.send_json({"type": "message", "content": "long one"})
+        first = await receive(ws)
+        await receive(ws)
+    generation = await wait_for_generation(client, alice, first["data"]["generation_id"])
+    assert generation["status"] == "completed"
+    stored = (await messages_of(client, alice, conversation["id"]))[-1]
+    assert (stored["status"], stored["content"]) == ("completed", LONG_REPLY)

@@ -75,6 +75,7 @@ class ConversationSocket:
         self._sending = asyncio.Lock()
         self._generation: uuid.UUID | None = None
         self._forwarding: asyncio.Task[None] | None = None
+        self._forwarders: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
         try:
@@ -84,9 +85,11 @@ class ConversationSocket:
         except WebSocketDisconnect:
             logger.debug("websocket of conversation {} closed", self.conversation_id)
         finally:
-            if self._forwarding is not None and not self._forwarding.done():
-                self._forwarding.cancel()
-                await asyncio.wait({self._forwarding})
+            # The generations go on; only sending their events to this socket stops.
+            for task in self._forwarders:
+                task.cancel()
+            if self._forwarders:
+                await asyncio.wait(self._forwarders)
 
     async def _handle(self, text: str) -> None:
         try:
@@ -114,6 +117,8 @@ class ConversationSocket:
         events = await self.turns.events.subscribe(started.generation_id)
         self._generation = started.generation_id
         self._forwarding = asyncio.create_task(self._forward(events))
+        self._forwarders.add(self._forwarding)
+        self._forwarding.add_done_callback(self._forwarders.discard)
 
     async def _cancel(self) -> None:
         if self._generation is None or self._forwarding is None or self._forwarding.done():
