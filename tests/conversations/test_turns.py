@@ -304,3 +304,19 @@ async def test_stale_generations_are_failed_on_request(
         row = (await session.execute(select(Generation))).scalar_one()
     assert row.status is GenerationStatus.FAILED
     assert row.assistant_message_id is not None
+
+
+async def test_a_reply_past_its_deadline_fails(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    app.state.settings.conversations.generation_deadline_seconds = 0.3
+    conversation = await new_conversation(client, alice, title="Slow", model=SLOW_CHAT_MODEL)
+    response = await ask(client, alice, conversation["id"], "long one")
+    assert response.status_code == 502
+    failed = response.json()["assistant_message"]
+    assert failed["status"] == "failed"
+    assert "deadline" in failed["error"]
+    assert failed["content"]
+    assert LONG_REPLY.startswith(failed["content"])
+    generation = await wait_for_generation(client, alice, response.json()["generation_id"])
+    assert generation["status"] == "failed"
