@@ -127,7 +127,7 @@ async def test_one_generation_at_a_time(client: httpx.AsyncClient, alice: Accoun
 async def test_concurrent_turns_race_to_one(client: httpx.AsyncClient, alice: Account) -> None:
     conversation = await new_conversation(client, alice, title="Race", model=SLOW_CHAT_MODEL)
     responses = await asyncio.gather(
-        *(ask(client, alice, conversation["id"], f"q{n}", max_tokens=2) for n in range(4))
+        *(ask(client, alice, conversation["id"], f"q{n}", max_tokens=20) for n in range(4))
     )
     assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
     assert len(await messages_of(client, alice, conversation["id"])) == 2
