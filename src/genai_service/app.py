@@ -13,6 +13,9 @@ from starlette.middleware.cors import CORSMiddleware
 from genai_service import __version__
 from genai_service.api import api_router
 from genai_service.auth.throttle import LoginThrottle
+from genai_service.generations.events import InMemoryEventLog
+from genai_service.generations.runner import GenerationRunner
+from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
@@ -36,6 +39,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_database(engine)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    runner = GenerationRunner(
+        app.state.sessionmaker, models, app.state.generation_events, settings.conversations
+    )
+    app.state.generation_runner = runner
+    runner.start()
     # Models load in the background: the server answers /healthz at once and /readyz turns
     # ready when every model is loaded.
     loading = asyncio.create_task(models.start(), name="load-models")
@@ -47,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             loading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loading
+        await runner.close()
         await models.close()
         await engine.dispose()
         logger.info("{} stopped", settings.name)
@@ -70,6 +79,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     app.state.metrics = HttpMetrics()
     app.state.models = models or ModelRegistry.from_settings(settings.inference)
     app.state.login_throttle = LoginThrottle.in_memory(settings.auth)
+    app.state.generation_events = InMemoryEventLog(settings.conversations.event_retention_seconds)
     install_problem_handlers(app)
 
     # Added innermost first: the request id wraps everything, so every response and log line has it.
@@ -81,7 +91,12 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
         allow_credentials=settings.cors.allow_credentials,
         allow_methods=settings.cors.allow_methods,
         allow_headers=settings.cors.allow_headers,
-        expose_headers=[REQUEST_ID_HEADER, RESPONSE_TIME_HEADER, "Retry-After"],
+        expose_headers=[
+            REQUEST_ID_HEADER,
+            RESPONSE_TIME_HEADER,
+            "Retry-After",
+            GENERATION_ID_HEADER,
+        ],
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(AccessLogMiddleware)

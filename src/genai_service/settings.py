@@ -109,6 +109,24 @@ class AuthSettings(BaseModel):
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
 
 
+class ConversationSettings(BaseModel):
+    """Chat turns of `/api/conversations` and the generations behind them."""
+
+    default_max_tokens: Annotated[int, Field(ge=1)] = 512
+    """Reply budget of a turn that sets no `max_tokens`."""
+    default_temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    history_messages: Annotated[int, Field(ge=1)] = 200
+    """Newest messages read for a turn's prompt, before they are fitted to the context window."""
+    generation_deadline_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """Longest a generation may run; a generation still running past it failed."""
+    event_retention_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """How long a finished generation's events can be replayed; afterwards `/events` is `410`."""
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
+    """An idle event stream sends a comment line this often, so proxies keep it open."""
+    title_max_tokens: Annotated[int, Field(ge=1, le=64)] = 16
+    """Tokens of the title generated for an untitled conversation after its first exchange."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GENAI_",
@@ -135,6 +153,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:

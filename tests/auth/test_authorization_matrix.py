@@ -4,8 +4,11 @@ A route missing from `MATRIX` fails the test (so does an entry for a route that 
 a route means deciding, here, who may call it.
 
 Callers: `anonymous_off` / `anonymous_on` send no credentials (anonymous mode off / on);
-`user` owns the resources in the paths (its API key, its account); `other_user` is another
-ordinary user; `admin` is an admin who owns none of them.
+`user` owns the resources in the paths (its API key, its account, its conversation); `other_user`
+is another ordinary user; `admin` is an admin who owns none of them.
+
+A WebSocket route's outcome is `101` when the socket stays open for frames, otherwise the code
+the server closed it with.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from httpx_ws import WebSocketDisconnect, aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from genai_service.app import create_app
@@ -62,6 +67,17 @@ def signed_in(status: int, *, not_owner: int | None = None) -> Expected:
     }
 
 
+def owned(status: int) -> Expected:
+    """`CurrentUser` on a resource of `user`: anyone else (the anonymous user too) gets 404."""
+    return {
+        "anonymous_off": 401,
+        "anonymous_on": 404,
+        "user": status,
+        "other_user": 404,
+        "admin": 404,
+    }
+
+
 def admins(status: int) -> Expected:
     """`AdminUser`."""
     return {
@@ -97,6 +113,24 @@ MATRIX: dict[tuple[str, str], Expected] = {
     ("POST", "/api/keys"): signed_in(201),
     ("GET", "/api/keys"): signed_in(200),
     ("DELETE", "/api/keys/{key_id}"): signed_in(204, not_owner=404),
+    ("POST", "/api/conversations"): any_caller(201),
+    ("GET", "/api/conversations"): any_caller(200),
+    ("GET", "/api/conversations/{conversation_id}"): owned(200),
+    ("PATCH", "/api/conversations/{conversation_id}"): owned(200),
+    ("DELETE", "/api/conversations/{conversation_id}"): owned(204),
+    ("GET", "/api/conversations/{conversation_id}/messages"): owned(200),
+    ("POST", "/api/conversations/{conversation_id}/messages"): owned(201),
+    ("WEBSOCKET", "/api/conversations/{conversation_id}/ws"): {
+        "anonymous_off": 1008,
+        "anonymous_on": 4404,
+        "user": 101,
+        "other_user": 4404,
+        "admin": 4404,
+    },
+    ("GET", "/api/generations/{generation_id}"): owned(200),
+    ("GET", "/api/generations/{generation_id}/events"): owned(200),
+    # The owner's generation has finished: the owner is told it is not running (409).
+    ("POST", "/api/generations/{generation_id}/cancel"): owned(409),
 }
 
 
@@ -124,6 +158,8 @@ class World:
     login_target: Account
     client_off: httpx.AsyncClient
     client_on: httpx.AsyncClient
+    app_off: FastAPI
+    app_on: FastAPI
 
     def headers_of(self, caller: str) -> dict[str, str]:
         account = {"user": self.user, "other_user": self.other_user, "admin": self.admin}
@@ -131,6 +167,23 @@ class World:
 
     def client_of(self, caller: str) -> httpx.AsyncClient:
         return self.client_on if caller == "anonymous_on" else self.client_off
+
+    async def websocket_outcome(self, caller: str, path: str) -> int:
+        """101 if the socket answers frames, else the code the server closed it with."""
+        account = {"user": self.user, "other_user": self.other_user, "admin": self.admin}
+        query = f"?token={account[caller].access_token}" if caller in account else ""
+        app = self.app_on if caller == "anonymous_on" else self.app_off
+        transport = ASGIWebSocketTransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+            aconnect_ws(f"http://testserver{path}{query}", http) as socket,
+        ):
+            try:
+                await socket.send_json({"type": "cancel"})
+                await socket.receive_json(timeout=10)
+            except WebSocketDisconnect as closed:
+                return closed.code
+            return 101
 
     async def fresh_refresh_token(self) -> str:
         token: str = (await login(self.client_off, self.login_target.email)).json()["refresh_token"]
@@ -177,6 +230,57 @@ async def _users_key(world: World) -> dict[str, Any]:
     return {"url": f"/api/keys/{key['id']}"}
 
 
+async def _users_conversation(world: World) -> str:
+    response = await world.client_off.post(
+        "/api/conversations", json={"title": "matrix"}, headers=world.user.headers
+    )
+    assert response.status_code == 201, response.text
+    return f"/api/conversations/{response.json()['id']}"
+
+
+async def _conversation(world: World) -> dict[str, Any]:
+    return {"url": await _users_conversation(world)}
+
+
+async def _new_conversation(_: World) -> dict[str, Any]:
+    return {"json": {"title": "matrix"}}
+
+
+async def _rename_conversation(world: World) -> dict[str, Any]:
+    return {"url": await _users_conversation(world), "json": {"title": "renamed"}}
+
+
+async def _conversation_messages(world: World) -> dict[str, Any]:
+    return {"url": f"{await _users_conversation(world)}/messages"}
+
+
+async def _turn(world: World) -> dict[str, Any]:
+    return {"url": f"{await _users_conversation(world)}/messages", "json": {"content": "hi"}}
+
+
+async def _conversation_socket(world: World) -> dict[str, Any]:
+    return {"url": f"{await _users_conversation(world)}/ws"}
+
+
+async def _users_generation(world: World) -> str:
+    url = f"{await _users_conversation(world)}/messages"
+    response = await world.client_off.post(url, json={"content": "hi"}, headers=world.user.headers)
+    assert response.status_code == 201, response.text
+    return f"/api/generations/{response.json()['generation_id']}"
+
+
+async def _generation(world: World) -> dict[str, Any]:
+    return {"url": await _users_generation(world)}
+
+
+async def _generation_events(world: World) -> dict[str, Any]:
+    return {"url": f"{await _users_generation(world)}/events"}
+
+
+async def _generation_cancel(world: World) -> dict[str, Any]:
+    return {"url": f"{await _users_generation(world)}/cancel"}
+
+
 REQUESTS: dict[tuple[str, str], RequestBuilder] = {
     ("POST", "/v1/chat/completions"): _chat,
     ("POST", "/v1/embeddings"): _embeddings,
@@ -188,6 +292,16 @@ REQUESTS: dict[tuple[str, str], RequestBuilder] = {
     ("PATCH", "/api/users/{user_id}"): _administer_user,
     ("POST", "/api/keys"): _new_key,
     ("DELETE", "/api/keys/{key_id}"): _users_key,
+    ("POST", "/api/conversations"): _new_conversation,
+    ("GET", "/api/conversations/{conversation_id}"): _conversation,
+    ("PATCH", "/api/conversations/{conversation_id}"): _rename_conversation,
+    ("DELETE", "/api/conversations/{conversation_id}"): _conversation,
+    ("GET", "/api/conversations/{conversation_id}/messages"): _conversation_messages,
+    ("POST", "/api/conversations/{conversation_id}/messages"): _turn,
+    ("WEBSOCKET", "/api/conversations/{conversation_id}/ws"): _conversation_socket,
+    ("GET", "/api/generations/{generation_id}"): _generation,
+    ("GET", "/api/generations/{generation_id}/events"): _generation_events,
+    ("POST", "/api/generations/{generation_id}/cancel"): _generation_cancel,
 }
 
 
@@ -197,16 +311,20 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def anonymous_on_client(
-    tmp_path: Path, database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous_on_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
     """A second app on the same database (and secret), with anonymous mode on."""
     app = create_app(
         settings_with_auth(tmp_path, database_url, allow_anonymous=True),
         models=make_fake_models(),
     )
-    async with LifespanManager(app, startup_timeout=60), client_for(app) as client:
+    async with LifespanManager(app, startup_timeout=60):
         await app.state.models.start()
+        yield app
+
+
+@pytest.fixture
+async def anonymous_on_client(anonymous_on_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(anonymous_on_app) as client:
         yield client
 
 
@@ -218,7 +336,10 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
 
 
 async def test_authorization_matrix(
-    app: FastAPI, client: httpx.AsyncClient, anonymous_on_client: httpx.AsyncClient
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    anonymous_on_app: FastAPI,
+    anonymous_on_client: httpx.AsyncClient,
 ) -> None:
     world = World(
         user=await new_account(app, client, "user"),
@@ -227,14 +348,23 @@ async def test_authorization_matrix(
         login_target=await new_account(app, client, "target"),
         client_off=client,
         client_on=anonymous_on_client,
+        app_off=app,
+        app_on=anonymous_on_app,
     )
     unexpected: list[str] = []
     for (method, path), expected in sorted(MATRIX.items()):
-        if method in {"WEBSOCKET", "MOUNT"}:
+        if method == "MOUNT":
             pytest.fail(f"teach the matrix to call {method} {path}")
         for caller in CALLERS:
             builder = REQUESTS.get((method, path))
             request = {"url": path, **(await builder(world) if builder else {})}
+            if method == "WEBSOCKET":
+                outcome = await world.websocket_outcome(caller, request["url"])
+                if outcome != expected[caller]:
+                    unexpected.append(
+                        f"{method} {path} as {caller}: {outcome}, expected {expected[caller]}"
+                    )
+                continue
             headers = world.headers_of(caller)
             response = await world.client_of(caller).request(method, headers=headers, **request)
             if response.status_code != expected[caller]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,6 +23,12 @@ _TEXT_FORMAT = (
 _QUIET_LOGGERS = ("uvicorn.access",)  # replaced by our access log
 # Their DEBUG lines carry SQL parameters (password hashes, token digests): never below INFO.
 _PARAMETER_LOGGERS = ("aiosqlite",)
+# Credentials in a query string (a WebSocket's `?token=`), as uvicorn logs request lines.
+_QUERY_CREDENTIAL = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact_query_credentials(text: str) -> str:
+    return _QUERY_CREDENTIAL.sub(r"\1[redacted]", text)
 
 
 class _InterceptHandler(logging.Handler):
@@ -30,7 +37,8 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+        message = redact_query_credentials(record.getMessage())
+        logger.opt(depth=6, exception=record.exc_info).log(level, message)
 
 
 def _add_request_id(record: Record) -> None:

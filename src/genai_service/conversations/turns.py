@@ -1,0 +1,239 @@
+"""A chat turn: store the question, then hand the reply to the generation runner.
+
+The admission of a turn (user message plus a running generation row) is its own unit of work,
+committed before the generation starts: the generation outlives the request, and its runner
+writes the reply with its own session. So this service opens its transactions itself, like
+background work does, instead of using the request's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from genai_service.conversations.prompt import Prompt, build_prompt
+from genai_service.conversations.repository import ConversationRepository, MessageRepository
+from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
+from genai_service.generations.events import EventLog, GenerationEvent
+from genai_service.generations.repository import GenerationRepository
+from genai_service.generations.runner import GenerationPlan, GenerationRunner
+from genai_service.generations.sse import close_iterator
+from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
+from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.db import utcnow
+from genai_service.kit.errors import BadGateway, Conflict, NotFound, ServiceUnavailable
+from genai_service.models.conversation import Conversation, Generation, Message, MessageRole
+from genai_service.models.user import User
+from genai_service.retrieval.sources import DocumentScope, Source, SourceRetriever
+from genai_service.settings import ConversationSettings
+
+
+class ConversationNotFound(NotFound):
+    title = "Conversation not found"
+    slug = "conversation-not-found"
+
+
+class GenerationInProgress(Conflict):
+    title = "Generation in progress"
+    slug = "generation-in-progress"
+
+
+class DocumentsUnavailable(ServiceUnavailable):
+    title = "Document search unavailable"
+    slug = "documents-unavailable"
+
+
+class GenerationFailed(BadGateway):
+    title = "Generation failed"
+    slug = "generation-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StartedTurn:
+    generation_id: uuid.UUID
+    user_message: MessageRead
+
+
+def document_scope(value: Any) -> DocumentScope | None:
+    """A stored or requested `documents` value as a retrieval scope (`None`: no documents)."""
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
+    ids = [item if isinstance(item, uuid.UUID) else uuid.UUID(str(item)) for item in value]
+    return ids or None
+
+
+def citation_of(source: Source) -> dict[str, Any]:
+    citation = asdict(source)
+    citation["quote"] = citation.pop("text")
+    citation["document_id"] = str(source.document_id)
+    return citation
+
+
+class TurnService:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        models: ModelRegistry,
+        runner: GenerationRunner,
+        events: EventLog,
+        retriever: SourceRetriever | None,
+        settings: ConversationSettings,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.models = models
+        self.runner = runner
+        self.events = events
+        self.retriever = retriever
+        self.settings = settings
+
+    async def start(self, owner: User, conversation_id: uuid.UUID, turn: TurnCreate) -> StartedTurn:
+        """Store the user message and start the reply; 409 while another reply is running."""
+        conversation = await self.conversation_for(owner, conversation_id)
+        await self.runner.fail_stale(conversation_id=conversation.id)
+        model_name = conversation.model or self.models.default_chat_name
+        model = self.models.chat(model_name)
+        requested = (
+            turn.documents if "documents" in turn.model_fields_set else conversation.documents
+        )
+        scope = document_scope(requested)
+        sources = await self._retrieve(owner, scope, turn.content) if scope else []
+        # An explicit max_tokens must fit; the default adapts to small context windows.
+        max_tokens = turn.max_tokens or min(
+            self.settings.default_max_tokens, max(model.context_window // 2, 1)
+        )
+        temperature = (
+            turn.temperature if turn.temperature is not None else self.settings.default_temperature
+        )
+        now = utcnow()
+        async with self.sessionmaker.begin() as session:
+            generations = GenerationRepository(session)
+            messages = MessageRepository(session)
+            if await generations.running_for_conversation(conversation.id) is not None:
+                raise self._in_progress()
+            history = await messages.newest_for_prompt(
+                conversation.id, self.settings.history_messages
+            )
+            prompt = await asyncio.to_thread(
+                build_prompt,
+                model,
+                system_prompt=conversation.system_prompt,
+                history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
+                question=turn.content,
+                max_tokens=max_tokens,
+                sources=sources,
+            )
+            user_message = await messages.add(
+                Message(
+                    conversation_id=conversation.id,
+                    role=MessageRole.USER,
+                    content=turn.content,
+                    created_at=now,
+                )
+            )
+            generation = Generation(
+                conversation_id=conversation.id,
+                owner_id=owner.id,
+                user_message_id=user_message.id,
+                model=model_name,
+                deadline_at=now + timedelta(seconds=self.settings.generation_deadline_seconds),
+                created_at=now,
+            )
+            try:
+                await generations.add(generation)
+            except IntegrityError:
+                raise self._in_progress() from None
+            await ConversationRepository(session).touch(conversation.id, now)
+        plan = self._plan(conversation, generation, prompt, turn, max_tokens, temperature)
+        user = MessageRead.model_validate(user_message)
+        await self.runner.launch(
+            plan,
+            {
+                "generation_id": str(generation.id),
+                "conversation_id": str(conversation.id),
+                "model": model_name,
+                "user_message": user.model_dump(mode="json"),
+            },
+        )
+        return StartedTurn(generation_id=generation.id, user_message=user)
+
+    async def conversation_for(self, owner: User, conversation_id: uuid.UUID) -> Conversation:
+        async with self.sessionmaker() as session:
+            conversation = await ConversationRepository(session).get_for_owner(
+                conversation_id, owner.id
+            )
+        if conversation is None:
+            raise ConversationNotFound("No such conversation.")
+        return conversation
+
+    async def wait(self, started: StartedTurn) -> TurnRead:
+        """Wait for the end of a started turn: its reply, or 502 with the failed reply stored."""
+        terminal = await self.terminal_event(started.generation_id)
+        message = terminal.data.get("message")
+        if terminal.type == "error":
+            raise GenerationFailed(
+                str(terminal.data.get("detail") or "The reply failed."),
+                extra={
+                    "generation_id": str(started.generation_id),
+                    "user_message": started.user_message.model_dump(mode="json"),
+                    "assistant_message": message,
+                },
+            )
+        return TurnRead(
+            generation_id=started.generation_id,
+            user_message=started.user_message,
+            assistant_message=MessageRead.model_validate(message),
+        )
+
+    async def terminal_event(self, generation_id: uuid.UUID) -> GenerationEvent:
+        events = await self.events.subscribe(generation_id)
+        try:
+            async for event in events:
+                if event.is_terminal:
+                    return event
+        finally:
+            await close_iterator(events)
+        raise GenerationFailed("The generation ended without a final event.")
+
+    async def _retrieve(self, owner: User, scope: DocumentScope, question: str) -> list[Source]:
+        if self.retriever is None:
+            raise DocumentsUnavailable(
+                "Document search is not configured on this server; send the turn without "
+                "`documents` (or clear the conversation's `documents`)."
+            )
+        return await self.retriever.retrieve(owner.id, question, scope)
+
+    def _plan(
+        self,
+        conversation: Conversation,
+        generation: Generation,
+        prompt: Prompt,
+        turn: TurnCreate,
+        max_tokens: int,
+        temperature: float,
+    ) -> GenerationPlan:
+        sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
+        return GenerationPlan(
+            generation_id=generation.id,
+            conversation_id=conversation.id,
+            model_name=generation.model,
+            request=ChatRequest(messages=prompt.messages, sampling=sampling),
+            prompt_tokens=prompt.prompt_tokens,
+            deadline_at=generation.deadline_at,
+            citations=[citation_of(source) for source in prompt.sources],
+            title_question=turn.content if conversation.title is None else None,
+        )
+
+    @staticmethod
+    def _in_progress() -> GenerationInProgress:
+        return GenerationInProgress(
+            "A reply is being written in this conversation; wait for it or cancel it first."
+        )

@@ -1,0 +1,162 @@
+"""`WS /api/conversations/{id}/ws`: chat turns over a WebSocket.
+
+The client sends `{"type": "message", "content": ...}` (plus optional `max_tokens`,
+`temperature`, `seed`, `documents`) or `{"type": "cancel"}`. The server sends the events of SSE
+as JSON frames: `{"type": "generation" | "delta" | "done" | "error", "id": n, "data": {...}}`.
+A frame the server cannot act on gets an `error` frame without an `id`; the socket stays open.
+Closing codes: 1008 for a bad credential, 4404 for a conversation that is not the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from loguru import logger
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from genai_service.conversations.dependencies import authenticate, turn_service_for
+from genai_service.conversations.schemas import DocumentsField, TurnCreate
+from genai_service.conversations.turns import TurnService
+from genai_service.generations.events import GenerationEvent
+from genai_service.generations.sse import close_iterator
+from genai_service.kit.errors import AppError
+from genai_service.models.user import User
+
+CLOSE_NOT_FOUND = 4404
+"""Application close code: no such conversation for this caller (HTTP's 404)."""
+
+router = APIRouter()
+
+
+class MessageFrame(BaseModel):
+    type: Literal["message"]
+    content: str = Field(min_length=1, max_length=100_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_768)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int | None = None
+    documents: DocumentsField = None
+
+
+class CancelFrame(BaseModel):
+    type: Literal["cancel"]
+
+
+Frame = TypeAdapter[MessageFrame | CancelFrame](
+    Annotated[MessageFrame | CancelFrame, Field(discriminator="type")]
+)
+
+
+def event_frame(event: GenerationEvent) -> dict[str, Any]:
+    return {"type": event.type, "id": event.id, "data": event.data}
+
+
+def problem_frame(status_code: int, title: str, detail: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "id": None,
+        "data": {"status": status_code, "title": title, "detail": detail},
+    }
+
+
+class ConversationSocket:
+    """One connected client of one conversation."""
+
+    def __init__(
+        self, websocket: WebSocket, turns: TurnService, user: User, conversation_id: uuid.UUID
+    ) -> None:
+        self.websocket = websocket
+        self.turns = turns
+        self.user = user
+        self.conversation_id = conversation_id
+        self._sending = asyncio.Lock()
+        self._generation: uuid.UUID | None = None
+        self._forwarding: asyncio.Task[None] | None = None
+        self._forwarders: set[asyncio.Task[None]] = set()
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                text = await self.websocket.receive_text()
+                await self._handle(text)
+        except WebSocketDisconnect:
+            logger.debug("websocket of conversation {} closed", self.conversation_id)
+        finally:
+            # The generations go on; only sending their events to this socket stops.
+            for task in self._forwarders:
+                task.cancel()
+            if self._forwarders:
+                await asyncio.wait(self._forwarders)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            frame = Frame.validate_json(text)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc']) or 'frame'}: {e['msg']}"
+                for e in error.errors()
+            )
+            await self._send(problem_frame(422, "Invalid frame", problems))
+            return
+        try:
+            if isinstance(frame, CancelFrame):
+                await self._cancel()
+            else:
+                await self._start(frame)
+        except AppError as error:
+            await self._send(problem_frame(error.status_code, error.title, error.detail))
+
+    async def _start(self, frame: MessageFrame) -> None:
+        turn = TurnCreate.model_validate(
+            frame.model_dump(exclude={"type"}, exclude_unset=True) | {"stream": True}
+        )
+        started = await self.turns.start(self.user, self.conversation_id, turn)
+        events = await self.turns.events.subscribe(started.generation_id)
+        self._generation = started.generation_id
+        self._forwarding = asyncio.create_task(self._forward(events))
+        self._forwarders.add(self._forwarding)
+        self._forwarding.add_done_callback(self._forwarders.discard)
+
+    async def _cancel(self) -> None:
+        if self._generation is None or self._forwarding is None or self._forwarding.done():
+            await self._send(problem_frame(409, "Nothing to cancel", "No reply is being written."))
+            return
+        await self.turns.events.request_cancel(self._generation)
+
+    async def _forward(self, events: Any) -> None:
+        try:
+            async for event in events:
+                await self._send(event_frame(event))
+        except (WebSocketDisconnect, RuntimeError) as error:
+            logger.debug("stopped forwarding to a closed websocket: {}", error)
+        finally:
+            await close_iterator(events)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        async with self._sending:
+            await self.websocket.send_json(frame)
+
+
+@router.websocket("/{conversation_id}/ws")
+async def conversation_websocket(
+    websocket: WebSocket,
+    conversation_id: uuid.UUID,
+    token: Annotated[str | None, Query(description="An access token or API key.")] = None,
+) -> None:
+    await websocket.accept()
+    try:
+        user = await authenticate(websocket, token)
+    except AppError as error:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.detail[:120])
+        return
+    turns = turn_service_for(websocket)
+    try:
+        await turns.conversation_for(user, conversation_id)
+    except AppError as error:
+        await websocket.close(code=CLOSE_NOT_FOUND, reason=error.detail[:120])
+        return
+    with contextlib.suppress(WebSocketDisconnect):
+        await ConversationSocket(websocket, turns, user, conversation_id).serve()

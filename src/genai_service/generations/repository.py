@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.models.conversation import Generation, GenerationStatus
+
+
+class GenerationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, generation: Generation) -> Generation:
+        """Insert now: a second running generation of a conversation is an `IntegrityError`."""
+        self.session.add(generation)
+        await self.session.flush()
+        return generation
+
+    async def get(self, generation_id: uuid.UUID) -> Generation | None:
+        return await self.session.get(Generation, generation_id, populate_existing=True)
+
+    async def get_for_owner(
+        self, generation_id: uuid.UUID, owner_id: uuid.UUID
+    ) -> Generation | None:
+        result = await self.session.execute(
+            select(Generation)
+            .where(Generation.id == generation_id, Generation.owner_id == owner_id)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def running_for_conversation(self, conversation_id: uuid.UUID) -> Generation | None:
+        result = await self.session.execute(
+            select(Generation).where(
+                Generation.conversation_id == conversation_id,
+                Generation.status == GenerationStatus.RUNNING,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def running_past(
+        self, horizon: datetime, *, conversation_id: uuid.UUID | None = None
+    ) -> Sequence[Generation]:
+        """Running generations whose deadline is before `horizon`: their writer is gone."""
+        query = select(Generation).where(
+            Generation.status == GenerationStatus.RUNNING, Generation.deadline_at < horizon
+        )
+        if conversation_id is not None:
+            query = query.where(Generation.conversation_id == conversation_id)
+        result = await self.session.execute(query.with_for_update(skip_locked=True))
+        return result.scalars().all()
+
+    async def flush(self) -> None:
+        await self.session.flush()

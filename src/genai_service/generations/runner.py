@@ -1,0 +1,297 @@
+"""The server side of every generation: a task owned by the app, not by a connection.
+
+A generation runs to its end whoever listens: its events go to the event log (readers replay
+and follow them there), and its reply is stored with the runner's own session when it ends —
+complete, cancelled with the text so far, or failed with a readable error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from genai_service.conversations.repository import ConversationRepository, MessageRepository
+from genai_service.conversations.schemas import MessageRead
+from genai_service.conversations.titles import TitleWriter
+from genai_service.generations.events import EventLog
+from genai_service.generations.repository import GenerationRepository
+from genai_service.inference.base import ChatChunk, ChatRequest, Usage
+from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.db import utcnow
+from genai_service.kit.errors import AppError
+from genai_service.models.conversation import (
+    GenerationStatus,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from genai_service.settings import ConversationSettings
+
+STALE_GRACE = timedelta(seconds=30)
+"""A running generation this long past its deadline has no writer any more (the server stopped)."""
+INTERRUPTED = "The server stopped before this reply was finished."
+SHUTDOWN_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationPlan:
+    """Everything a generation needs, decided (and committed) before it starts."""
+
+    generation_id: uuid.UUID
+    conversation_id: uuid.UUID
+    model_name: str
+    request: ChatRequest
+    prompt_tokens: int
+    deadline_at: datetime
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    title_question: str | None = None
+    """Set for untitled conversations: the question the title is written from."""
+
+
+@dataclass(slots=True)
+class _Outcome:
+    status: GenerationStatus
+    text: str
+    usage: Usage | None = None
+    error: str | None = None
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return MessageRead.model_validate(message).model_dump(mode="json")
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    """Close the provider's stream, so a local engine frees the sequence slot at once."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class GenerationRunner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        models: ModelRegistry,
+        events: EventLog,
+        settings: ConversationSettings,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.models = models
+        self.events = events
+        self.settings = settings
+        self.titles = TitleWriter(sessionmaker, settings.title_max_tokens)
+        self._generations: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> int:
+        return len(self._generations)
+
+    def start(self) -> None:
+        """Look for generations a stopped server left running, in the background: start-up does
+        not wait for the database (the same check runs again before each turn)."""
+        self._chore(self._recover())
+
+    async def _recover(self) -> None:
+        try:
+            await self.fail_stale()
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("could not look for interrupted generations: {}", error)
+
+    async def launch(self, plan: GenerationPlan, first_event: dict[str, Any]) -> None:
+        """Open the generation's event log with its `generation` event, then start it."""
+        await self.events.open(plan.generation_id)
+        await self.events.append(plan.generation_id, "generation", first_event)
+        task = asyncio.create_task(self._guarded(plan), name=f"generation-{plan.generation_id}")
+        self._generations[plan.generation_id] = task
+        task.add_done_callback(lambda _: self._generations.pop(plan.generation_id, None))
+
+    async def close(self) -> None:
+        """Cancel what still runs (its partial replies are stored), then wait for it."""
+        for generation_id in list(self._generations):
+            await self.events.request_cancel(generation_id)
+        pending = {*self._generations.values(), *self._chores}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_WAIT_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
+        """Mark running generations well past their deadline as failed (their server stopped),
+        each with a failed reply saying so. Returns how many there were."""
+        now = utcnow()
+        async with self.sessionmaker.begin() as session:
+            generations = GenerationRepository(session)
+            messages = MessageRepository(session)
+            stale = await generations.running_past(
+                now - STALE_GRACE, conversation_id=conversation_id
+            )
+            for generation in stale:
+                message = await messages.add(
+                    Message(
+                        conversation_id=generation.conversation_id,
+                        role=MessageRole.ASSISTANT,
+                        content="",
+                        model=generation.model,
+                        status=MessageStatus.FAILED,
+                        error=INTERRUPTED,
+                        created_at=now,
+                    )
+                )
+                generation.status = GenerationStatus.FAILED
+                generation.assistant_message_id = message.id
+                generation.finished_at = now
+            await generations.flush()
+        if stale:
+            logger.warning("marked {} interrupted generation(s) as failed", len(stale))
+        return len(stale)
+
+    async def _guarded(self, plan: GenerationPlan) -> None:
+        """`_run`, making sure the event log ends even when something unexpected fails."""
+        try:
+            await self._run(plan)
+        except Exception:
+            logger.exception("generation {} broke down", plan.generation_id)
+            try:
+                await self.events.append(
+                    plan.generation_id,
+                    "error",
+                    {
+                        "generation_id": str(plan.generation_id),
+                        "status": GenerationStatus.FAILED.value,
+                        "detail": "The server failed while writing this reply.",
+                        "message": None,
+                    },
+                )
+            except (RuntimeError, AppError):
+                logger.debug("the event log of generation {} had ended", plan.generation_id)
+
+    async def _run(self, plan: GenerationPlan) -> None:
+        started = time.monotonic()
+        outcome = await self._generate(plan)
+        latency_ms = round((time.monotonic() - started) * 1000)
+        data: dict[str, Any] = {"generation_id": str(plan.generation_id)}
+        try:
+            stored = await self._store(plan, outcome, latency_ms)
+        except SQLAlchemyError:
+            logger.exception("the reply of generation {} could not be stored", plan.generation_id)
+            stored = "The reply could not be stored."
+        if isinstance(stored, str):
+            failed = {**data, "status": GenerationStatus.FAILED.value, "message": None}
+            await self.events.append(plan.generation_id, "error", {**failed, "detail": stored})
+            return
+        data |= {"status": outcome.status.value, "message": message_data(stored)}
+        if outcome.status is GenerationStatus.FAILED:
+            await self.events.append(plan.generation_id, "error", {**data, "detail": outcome.error})
+            return
+        await self.events.append(plan.generation_id, "done", data)
+        if outcome.status is GenerationStatus.COMPLETED and plan.title_question is not None:
+            self._chore(self._title(plan, plan.title_question, outcome.text))
+
+    async def _generate(self, plan: GenerationPlan) -> _Outcome:
+        parts: list[str] = []
+        usage: Usage | None = None
+
+        async def pump() -> None:
+            nonlocal usage
+            chunks = self.models.chat(plan.model_name).stream(plan.request)
+            try:
+                async for chunk in chunks:
+                    if chunk.text:
+                        parts.append(chunk.text)
+                        await self.events.append(plan.generation_id, "delta", {"text": chunk.text})
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+            finally:
+                await _close(chunks)
+
+        pumping = asyncio.create_task(pump())
+        cancel = asyncio.create_task(self.events.wait_for_cancel(plan.generation_id))
+        timeout = max((plan.deadline_at - utcnow()).total_seconds(), 0.0)
+        try:
+            await asyncio.wait({pumping, cancel}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            cancel.cancel()
+        if not pumping.done():
+            pumping.cancel()
+            await asyncio.wait({pumping})
+            if pumping.cancelled():
+                cancelled = cancel.done() and not cancel.cancelled()
+                if cancelled:
+                    return _Outcome(GenerationStatus.CANCELLED, "".join(parts))
+                return _Outcome(
+                    GenerationStatus.FAILED,
+                    "".join(parts),
+                    error="The reply took longer than the generation deadline allows.",
+                )
+        error = pumping.exception()
+        if error is None:
+            return _Outcome(GenerationStatus.COMPLETED, "".join(parts), usage=usage)
+        if isinstance(error, AppError):
+            logger.warning("generation {} failed: {}", plan.generation_id, error.detail)
+            detail = f"{error.title}: {error.detail}"
+        else:
+            logger.opt(exception=error).error("generation {} failed", plan.generation_id)
+            detail = "The model failed unexpectedly."
+        return _Outcome(GenerationStatus.FAILED, "".join(parts), error=detail)
+
+    async def _store(
+        self, plan: GenerationPlan, outcome: _Outcome, latency_ms: int
+    ) -> Message | str:
+        """The reply, written with the runner's own session; why not, when it cannot be."""
+        now = utcnow()
+        message_status = {
+            GenerationStatus.COMPLETED: MessageStatus.COMPLETED,
+            GenerationStatus.CANCELLED: MessageStatus.CANCELLED,
+            GenerationStatus.FAILED: MessageStatus.FAILED,
+        }[outcome.status]
+        usage = outcome.usage
+        async with self.sessionmaker.begin() as session:
+            generation = await GenerationRepository(session).get(plan.generation_id)
+            if generation is None:
+                return "The conversation was deleted while its reply was being written."
+            message = await MessageRepository(session).add(
+                Message(
+                    conversation_id=plan.conversation_id,
+                    role=MessageRole.ASSISTANT,
+                    content=outcome.text,
+                    model=plan.model_name,
+                    prompt_tokens=usage.prompt_tokens if usage else plan.prompt_tokens,
+                    completion_tokens=usage.completion_tokens if usage else None,
+                    latency_ms=latency_ms,
+                    status=message_status,
+                    error=outcome.error,
+                    citations=plan.citations,
+                    created_at=now,
+                )
+            )
+            generation.status = outcome.status
+            generation.assistant_message_id = message.id
+            generation.finished_at = now
+            await ConversationRepository(session).touch(plan.conversation_id, now)
+            return message
+
+    async def _title(self, plan: GenerationPlan, question: str, answer: str) -> None:
+        model = self.models.chat(plan.model_name)
+        await self.titles.write(model, plan.conversation_id, question, answer)
+
+    def _chore(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coroutine)
+        self._chores.add(task)
+        task.add_done_callback(self._chore_done)
+
+    def _chore_done(self, task: asyncio.Task[None]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.opt(exception=task.exception()).error("a background task failed")

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.generations.events import EventLog, GenerationEvent
+from genai_service.generations.repository import GenerationRepository
+from genai_service.generations.sse import close_iterator
+from genai_service.kit.errors import Conflict, NotFound
+from genai_service.models.conversation import Generation, GenerationStatus
+from genai_service.models.user import User
+
+CANCEL_WAIT_SECONDS = 30.0
+"""How long a cancel request waits for the reply to be stored before answering."""
+
+
+class GenerationNotFound(NotFound):
+    title = "Generation not found"
+    slug = "generation-not-found"
+
+
+class GenerationNotRunning(Conflict):
+    title = "Generation not running"
+    slug = "generation-not-running"
+
+
+class GenerationService:
+    def __init__(self, session: AsyncSession, events: EventLog) -> None:
+        self.generations = GenerationRepository(session)
+        self.events = events
+
+    async def get(self, owner: User, generation_id: uuid.UUID) -> Generation:
+        generation = await self.generations.get_for_owner(generation_id, owner.id)
+        if generation is None:
+            raise GenerationNotFound("No such generation.")
+        return generation
+
+    async def follow(
+        self, owner: User, generation_id: uuid.UUID, *, after: int
+    ) -> AsyncIterator[GenerationEvent]:
+        """The generation's events after `after`, then live ones; 410 once they expired."""
+        generation = await self.get(owner, generation_id)
+        return await self.events.subscribe(generation.id, after=after)
+
+    async def cancel(self, owner: User, generation_id: uuid.UUID) -> Generation:
+        """Stop a running generation and wait (briefly) until its partial reply is stored."""
+        generation = await self.get(owner, generation_id)
+        if generation.status is not GenerationStatus.RUNNING:
+            raise GenerationNotRunning(f"The generation is already {generation.status.value}.")
+        events = await self.events.subscribe(generation.id)
+        await self.events.request_cancel(generation.id)
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                async for event in events:
+                    if event.is_terminal:
+                        break
+        except TimeoutError:
+            logger.warning("generation {} is slow to stop after a cancel", generation.id)
+        finally:
+            await close_iterator(events)
+        return await self.get(owner, generation_id)

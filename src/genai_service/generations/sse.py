@@ -1,0 +1,59 @@
+"""Generation events on the wire as Server-Sent Events, with heartbeats while idle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+
+from genai_service.generations.events import GenerationEvent
+
+NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+GENERATION_ID_HEADER = "X-Generation-ID"
+
+
+def encode_event(event: GenerationEvent) -> bytes:
+    return format_sse_event(
+        event=event.type, data_str=json.dumps(event.data, separators=(",", ":")), id=str(event.id)
+    )
+
+
+async def close_iterator(iterator: AsyncIterator[object]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def sse_stream(
+    events: AsyncIterator[GenerationEvent], *, heartbeat_seconds: float
+) -> AsyncIterator[bytes]:
+    """Each event with its `id:`; a comment line whenever no event came for `heartbeat_seconds`.
+
+    Stopping the stream (the client went away) stops only the reading: the generation goes on.
+    """
+
+    async def next_event() -> GenerationEvent:
+        return await anext(events)
+
+    pending: asyncio.Task[GenerationEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.create_task(next_event())
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat_seconds)
+            if not done:
+                yield KEEPALIVE_COMMENT
+                continue
+            finished, pending = pending, None
+            try:
+                event = finished.result()
+            except StopAsyncIteration:
+                return
+            yield encode_event(event)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait({pending})
+        await close_iterator(events)
