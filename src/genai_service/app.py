@@ -13,6 +13,8 @@ from starlette.middleware.cors import CORSMiddleware
 from genai_service import __version__
 from genai_service.api import api_router
 from genai_service.auth.throttle import LoginThrottle
+from genai_service.documents.runner import IngestionRunner
+from genai_service.documents.storage import DocumentStorage
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
@@ -24,7 +26,12 @@ from genai_service.kit.middleware.security_headers import SecurityHeadersMiddlew
 from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
 from genai_service.migrations import upgrade_database
+from genai_service.retrieval.service import RetrievalService
+from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.settings import Settings
+
+UPLOAD_PATH = "/api/documents"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 @contextlib.asynccontextmanager
@@ -36,6 +43,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_database(engine)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    store = QdrantVectorStore.from_settings(settings)
+    app.state.vector_store = store
+    app.state.source_retriever = RetrievalService(models, store, settings.retrieval)
+    runner: IngestionRunner | None = None
+    if settings.documents.run_ingestion:
+        runner = IngestionRunner(
+            sessionmaker=app.state.sessionmaker,
+            models=models,
+            store=store,
+            storage=DocumentStorage(settings.documents_dir),
+            settings=settings.documents,
+        )
+        runner.start()
+    app.state.ingestion_runner = runner
     # Models load in the background: the server answers /healthz at once and /readyz turns
     # ready when every model is loaded.
     loading = asyncio.create_task(models.start(), name="load-models")
@@ -47,6 +68,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             loading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loading
+        if runner is not None:
+            await runner.stop()
+        await store.close()
         await models.close()
         await engine.dispose()
         logger.info("{} stopped", settings.name)
@@ -73,7 +97,12 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     install_problem_handlers(app)
 
     # Added innermost first: the request id wraps everything, so every response and log line has it.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.http.max_body_bytes,
+        # Uploads stream to disk, so they may be larger than other bodies (plus multipart framing).
+        path_limits={UPLOAD_PATH: settings.documents.max_upload_bytes + MULTIPART_OVERHEAD_BYTES},
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(
         CORSMiddleware,

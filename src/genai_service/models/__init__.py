@@ -2,7 +2,18 @@
 
 from genai_service.kit.db import Base
 from genai_service.models.api_key import ApiKey
+from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
 
-__all__ = ["ANONYMOUS_EMAIL", "ANONYMOUS_USER_ID", "ApiKey", "Base", "RefreshToken", "Role", "User"]
+__all__ = [
+    "ANONYMOUS_EMAIL",
+    "ANONYMOUS_USER_ID",
+    "ApiKey",
+    "Base",
+    "Document",
+    "DocumentStatus",
+    "RefreshToken",
+    "Role",
+    "User",
+]

@@ -32,9 +32,7 @@ class Source:
 
 
 class SourceRetriever(Protocol):
-    async def retrieve(
-        self, owner_id: uuid.UUID, query: str, scope: DocumentScope
-    ) -> list[Source]:
+    async def retrieve(self, owner_id: uuid.UUID, query: str, scope: DocumentScope) -> list[Source]:
         """The owner's chunks in `scope` most similar to `query`, best first.
 
         At most the configured top-k, none below the configured score threshold; documents of
