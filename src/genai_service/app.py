@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.vector_store = store
     app.state.source_retriever = RetrievalService(models, store, settings.retrieval)
     runner: IngestionRunner | None = None
-    if settings.documents.run_ingestion:
+    if settings.documents.run_ingestion and models.embedding_names():
         runner = IngestionRunner(
             sessionmaker=app.state.sessionmaker,
             models=models,

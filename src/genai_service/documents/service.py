@@ -76,7 +76,7 @@ class DocumentService:
             )
         if upload.size == 0:
             raise BadRequest("The file is empty.")
-        document_type = sniff(upload.head)
+        document_type = sniff(upload.head, whole_file=upload.size == len(upload.head))
         if document_type is None:
             raise UnsupportedMediaType(
                 f"The file is not {ACCEPTED_TYPES} (judged from its content, not its name)."

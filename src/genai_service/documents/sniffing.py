@@ -25,12 +25,13 @@ class DocumentType(StrEnum):
     TEXT = "text/plain"
 
 
-def sniff(head: bytes) -> DocumentType | None:
-    """The type of a file starting with `head` (its first `SNIFF_BYTES`), or `None` when it is
-    none of the accepted types (binary data, executables, archives, other encodings)."""
+def sniff(head: bytes, *, whole_file: bool = True) -> DocumentType | None:
+    """The type of a file starting with `head` (its first `SNIFF_BYTES`; `whole_file` when that
+    is all of it), or `None` when it is none of the accepted types (binary data, executables,
+    archives, other encodings)."""
     if head.startswith(b"%PDF-"):
         return DocumentType.PDF
-    text = _utf8_prefix(head)
+    text = _utf8_prefix(head, final=whole_file)
     if text is None or _CONTROL.search(text):
         return None
     if _HTML_START.match(head):
@@ -40,10 +41,11 @@ def sniff(head: bytes) -> DocumentType | None:
     return DocumentType.TEXT
 
 
-def _utf8_prefix(head: bytes) -> str | None:
-    """`head` decoded as UTF-8, allowing a character cut off at the end; `None` if it is not."""
+def _utf8_prefix(head: bytes, *, final: bool) -> str | None:
+    """`head` decoded as UTF-8 (unless `final`, a character cut off at the end is fine);
+    `None` if it is not UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        return decoder.decode(head, final=False)
+        return decoder.decode(head, final=final)
     except UnicodeDecodeError:
         return None
