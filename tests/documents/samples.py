@@ -78,15 +78,15 @@ FINAL = {"indexed", "failed", "cancelled"}
 
 
 async def wait_for_final(
-    client: httpx.AsyncClient, account: Account | None, document_id: str, timeout: float = 30
+    client: httpx.AsyncClient, account: Account | None, document_id: str, within: float = 30
 ) -> dict[str, Any]:
     headers = account.headers if account else {}
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         response = await client.get(f"/api/documents/{document_id}", headers=headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         if body["status"] in FINAL:
             return body
-        assert time.monotonic() < deadline, f"document still {body['status']} after {timeout}s"
+        assert time.monotonic() < deadline, f"document still {body['status']} after {within}s"
         await asyncio.sleep(0.05)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from genai_service.documents.pipes.chunk import approximate_token_spans, chunk_text
@@ -45,7 +47,7 @@ def test_chunks_are_exact_spans_with_overlap() -> None:
         assert chunk.page is None
         assert len(approximate_token_spans(chunk.text)) <= 30
     # consecutive chunks share exactly `overlap` tokens; together they cover the text
-    for previous, current in zip(chunks, chunks[1:], strict=False):
+    for previous, current in itertools.pairwise(chunks):
         shared = [s for s in spans if current.start <= s[0] and s[1] <= previous.end]
         assert len(shared) == 10
     assert chunks[0].start == 0
