@@ -4,6 +4,7 @@ embedding model, with the in-process ingestion runner."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -298,3 +299,47 @@ async def test_uploads_over_the_limit_are_413(tmp_path: Path, database_url: str)
         # At the limit: fine.
         assert (await upload(client, account, b"y" * 1000)).status_code == 202
         assert sorted(p.suffix for p in settings.documents_dir.iterdir()) == [".upload"]
+
+
+async def test_a_streamed_upload_over_the_limit_is_refused_before_it_is_all_read(
+    tmp_path: Path, database_url: str
+) -> None:
+    limit = 256 * 1024
+    settings = make_settings(
+        tmp_path, database_url, documents=DocumentSettings(max_upload_bytes=limit)
+    )
+    application = create_app(settings, models=make_fake_models())
+    block = b"z" * (64 * 1024)
+    total_blocks = 1024  # 64 MiB offered
+    sent = 0
+
+    async def multipart_body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield (
+            b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n"
+        )
+        for _ in range(total_blocks):
+            sent += 1
+            yield block
+        yield b"\r\n--b0undary--\r\n"
+
+    async with LifespanManager(application, startup_timeout=60), client_for(application) as client:
+        account = await new_account(application, client, "erin")
+        tracemalloc.start()
+        try:
+            response = await client.post(
+                "/api/documents",
+                content=multipart_body(),
+                headers={
+                    **account.headers,
+                    "Content-Type": "multipart/form-data; boundary=b0undary",
+                },
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert response.status_code == 413
+    assert sent < 16, "reading stopped soon after the limit"
+    assert peak < 8 * 1024 * 1024, "the body was never held in memory"
+    assert not any(settings.documents_dir.glob("*"))
