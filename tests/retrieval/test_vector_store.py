@@ -58,7 +58,7 @@ async def test_points_are_searchable_only_once_marked(store: QdrantVectorStore) 
     assert await store.search(owner, query, limit=5, score_threshold=0.0) == []
     await store.mark_searchable(owner, document)
     hits = await store.search(owner, query, limit=5, score_threshold=0.0)
-    assert [h.text for h in hits][0] == "red apples"
+    assert hits[0].text == "red apples"
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert hits[0].document_id == document
     assert (hits[0].start, hits[0].end, hits[0].chunk_index) == (0, 10, 0)
