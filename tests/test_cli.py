@@ -29,7 +29,7 @@ def test_serve_options() -> None:
 
 
 def test_document_commands() -> None:
-    for command, options in (("worker", ("--drain",)), ("ingest", ("PATHS", "--email"))):
+    for command, options in (("worker", ("--drain",)), ("ingest", ("paths", "--email"))):
         result = subprocess.run(
             [sys.executable, "-m", "genai_service", command, "--help"],
             capture_output=True,

@@ -181,9 +181,11 @@ def worker(
         bool, typer.Option("--drain", help="Exit once no queued document is left.")
     ] = False,
 ) -> None:
-    """Ingest queued documents in this process (set GENAI_DOCUMENTS__RUN_INGESTION=false on the
-    servers). Needs a Qdrant server (GENAI_VECTORS__URL): a local Qdrant folder belongs to one
-    process."""
+    """Ingest queued documents in this process.
+
+    Set GENAI_DOCUMENTS__RUN_INGESTION=false on the servers and point everything at a Qdrant
+    server (GENAI_VECTORS__URL): an embedded Qdrant folder is opened by one process at a time.
+    """
     settings = _prepared_settings()
     try:
         count = asyncio.run(run_worker(settings, drain=drain))
@@ -204,8 +206,8 @@ def ingest(
 ) -> None:
     """Add documents and ingest them here, with a progress bar per file.
 
-    Uses the local Qdrant folder itself: stop a server using the same data dir first, or point
-    both at a Qdrant server.
+    It opens the vector store itself: stop a server that uses the same embedded Qdrant folder
+    first, or point both at a Qdrant server.
     """
     from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
