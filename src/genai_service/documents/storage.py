@@ -69,11 +69,6 @@ class DocumentStorage:
     async def keep(self, upload: StoredUpload, document_id: uuid.UUID) -> None:
         await anyio.Path(upload.path).rename(self.original(document_id))
 
-    async def copy_in(self, source: Path, *, max_bytes: int) -> StoredUpload:
-        """A local file (the CLI's `ingest`) taken in like an upload."""
-        async with await anyio.open_file(source, "rb") as file:
-            return await self.receive(file.read, max_bytes=max_bytes)
-
     async def write_text(self, document_id: uuid.UUID, text: str) -> None:
         # Bytes, not text mode: newline translation would move the offsets chunks point at.
         await anyio.Path(self.extracted_text(document_id)).write_bytes(text.encode("utf-8"))
