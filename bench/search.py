@@ -10,13 +10,14 @@ Run: `python -m bench.search`.
 from __future__ import annotations
 
 import asyncio
-import random
+import os
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from bench.http_load import percentile
 from genai_service.models.user import ANONYMOUS_USER_ID
@@ -25,49 +26,45 @@ from genai_service.settings import Settings
 from tests.live_server import LiveServer
 
 DIMENSION = 384
-CHUNKS_PER_DOCUMENT = 100
 WRITE_BATCH = 1000
-QUERIES = 200
-SIZES = (10_000, 100_000)
+QUERIES = int(os.environ.get("BENCH_SEARCH_QUERIES", "200"))
+SIZES = tuple(int(size) for size in os.environ.get("BENCH_SEARCH_SIZES", "10000,100000").split(","))
 
 
-def unit_vector(rng: random.Random) -> list[float]:
-    vector = [rng.gauss(0, 1) for _ in range(DIMENSION)]
-    norm = sum(x * x for x in vector) ** 0.5
-    return [x / norm for x in vector]
+def unit_vectors(count: int, seed: int) -> list[list[float]]:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIMENSION))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    result: list[list[float]] = vectors.tolist()
+    return result
 
 
 async def build_corpus(data_dir: Path, size: int) -> None:
     settings = Settings(_env_file=None, data_dir=data_dir)
     store = QdrantVectorStore.from_settings(settings)
-    rng = random.Random(size)
+    # One large synthetic document: searches filter by owner and visibility, not by document,
+    # and marking it searchable is then one pass over the store.
+    document = uuid.uuid4()
     try:
-        documents = [uuid.uuid4() for _ in range(size // CHUNKS_PER_DOCUMENT)]
-        batch: list[ChunkPoint] = []
-        for n in range(size):
-            document = documents[n // CHUNKS_PER_DOCUMENT]
-            index = n % CHUNKS_PER_DOCUMENT
-            text = f"Synthetic chunk {index} of document {document}."
-            batch.append(
-                ChunkPoint(
-                    owner_id=ANONYMOUS_USER_ID,
-                    document_id=document,
-                    chunk_index=index,
-                    page=None,
-                    start=index * 100,
-                    end=index * 100 + len(text),
-                    filename="synthetic.txt",
-                    text=text,
-                    vector=unit_vector(rng),
+        for offset in range(0, size, WRITE_BATCH):
+            vectors = unit_vectors(min(WRITE_BATCH, size - offset), seed=offset)
+            batch = []
+            for index, vector in enumerate(vectors, start=offset):
+                text = f"Synthetic chunk {index} about rivers, budgets and harbours."
+                batch.append(
+                    ChunkPoint(
+                        owner_id=ANONYMOUS_USER_ID,
+                        document_id=document,
+                        chunk_index=index,
+                        page=None,
+                        start=index * 100,
+                        end=index * 100 + len(text),
+                        filename="synthetic.txt",
+                        text=text,
+                        vector=vector,
+                    )
                 )
-            )
-            if len(batch) == WRITE_BATCH:
-                await store.upsert(batch)
-                batch = []
-        if batch:
             await store.upsert(batch)
-        for document in documents:
-            await store.mark_searchable(ANONYMOUS_USER_ID, document)
+        await store.mark_searchable(ANONYMOUS_USER_ID, document)
         assert await store.count() == size
     finally:
         await store.close()
