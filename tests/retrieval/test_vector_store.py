@@ -142,3 +142,25 @@ async def test_an_empty_store_answers_and_is_ready(store: QdrantVectorStore) -> 
     assert await store.search(owner, [0.1] * 32, limit=3, score_threshold=0) == []
     assert await store.count() == 0
     await store.delete_document(owner, uuid.uuid4())
+
+
+async def test_the_owners_chunks_are_found_behind_many_better_ones_of_others(
+    store: QdrantVectorStore,
+) -> None:
+    """More than a probe's worth of other owners' chunks outrank the owner's: the owner still
+    gets their own best chunks (the filtered search takes over)."""
+    owner, other = uuid.uuid4(), uuid.uuid4()
+    crowd = uuid.uuid4()
+    await store.upsert(points(other, crowd, [f"apples pears plums {n}" for n in range(100)]))
+    await store.mark_searchable(other, crowd)
+    mine = uuid.uuid4()
+    await store.upsert(points(owner, mine, ["apples and nothing else", "unrelated words"]))
+    await store.mark_searchable(owner, mine)
+    query = EMBEDDER.vector("apples pears plums")
+    hits = await store.search(owner, query, limit=1, score_threshold=0.0)
+    assert [h.text for h in hits] == ["apples and nothing else"]
+    everything = await store.search(owner, query, limit=5, score_threshold=-1.0)
+    assert {h.text for h in everything} == {"apples and nothing else", "unrelated words"}
+    theirs = await store.search(other, query, limit=3, score_threshold=0.0)
+    assert len(theirs) == 3
+    assert all(h.document_id == crowd for h in theirs)

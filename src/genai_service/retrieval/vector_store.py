@@ -25,6 +25,8 @@ from genai_service.settings import Settings
 T = TypeVar("T")
 
 SERVER_THREADS = 8
+UNFILTERED_PROBE_FACTOR = 8
+UNFILTERED_PROBE_MINIMUM = 64
 READINESS_TIMEOUT_S = 2.0
 
 
@@ -207,15 +209,23 @@ class QdrantVectorStore:
     ) -> list[ScoredChunk]:
         if not await self._has_collection():
             return []
+        wanted = None if document_ids is None else {str(d) for d in document_ids}
+        if wanted is not None and not wanted:
+            return []
+        if not self._is_server:
+            probed = await self._probe_unfiltered(
+                owner_id, vector, limit=limit, score_threshold=score_threshold, wanted=wanted
+            )
+            if probed is not None:
+                return probed
         must: list[models.Condition] = [
             _equals("owner_id", str(owner_id)),
             models.FieldCondition(key="searchable", match=models.MatchValue(value=True)),
         ]
-        if document_ids is not None:
-            if not document_ids:
-                return []
-            ids = [str(document_id) for document_id in document_ids]
-            must.append(models.FieldCondition(key="document_id", match=models.MatchAny(any=ids)))
+        if wanted is not None:
+            must.append(
+                models.FieldCondition(key="document_id", match=models.MatchAny(any=sorted(wanted)))
+            )
         response = await self._call(
             self._client.query_points,
             self._collection,
@@ -226,6 +236,39 @@ class QdrantVectorStore:
             with_payload=True,
         )
         return [_scored(point) for point in response.points]
+
+    async def _probe_unfiltered(
+        self,
+        owner_id: uuid.UUID,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        score_threshold: float,
+        wanted: set[str] | None,
+    ) -> list[ScoredChunk] | None:
+        """Local mode evaluates a filter in Python for every point, which is slow on large
+        collections; an unfiltered search is one matrix product. So take the best points without
+        a filter and keep the owner's: when that yields `limit` of them, or the probe already
+        reached the score threshold, they are exactly the filtered answer (anything of the
+        owner's scoring higher would have been in the probe). Otherwise `None`: filter properly.
+        """
+        probe = max(limit * UNFILTERED_PROBE_FACTOR, UNFILTERED_PROBE_MINIMUM)
+        response = await self._call(
+            self._client.query_points,
+            self._collection,
+            query=list(vector),
+            limit=probe,
+            score_threshold=score_threshold,
+            with_payload=True,
+        )
+        kept = [
+            point
+            for point in response.points
+            if _visible_to(point.payload or {}, str(owner_id), wanted)
+        ]
+        if len(kept) >= limit or len(response.points) < probe:
+            return [_scored(point) for point in kept[:limit]]
+        return None
 
     async def delete_document(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> None:
         if not await self._has_collection():
@@ -273,6 +316,14 @@ class QdrantVectorStore:
 
 def _equals(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _visible_to(payload: dict[str, Any], owner_id: str, wanted: set[str] | None) -> bool:
+    return (
+        payload.get("owner_id") == owner_id
+        and payload.get("searchable") is True
+        and (wanted is None or payload.get("document_id") in wanted)
+    )
 
 
 def _document_filter(owner_id: uuid.UUID, document_id: uuid.UUID) -> models.Filter:
