@@ -26,3 +26,16 @@ def test_serve_options() -> None:
     assert result.returncode == 0
     for option in ("--host", "--port", "--workers", "--reload"):
         assert option in result.stdout
+
+
+def test_document_commands() -> None:
+    for command, options in (("worker", ("--drain",)), ("ingest", ("paths", "--email"))):
+        result = subprocess.run(
+            [sys.executable, "-m", "genai_service", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        for option in options:
+            assert option in result.stdout

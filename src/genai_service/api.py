@@ -8,10 +8,12 @@ from genai_service.api_keys.router import router as api_keys_router
 from genai_service.auth.router import router as auth_router
 from genai_service.chat.router import router as chat_router
 from genai_service.conversations.router import router as conversations_router
+from genai_service.documents.router import router as documents_router
 from genai_service.generations.router import router as generations_router
 from genai_service.health.router import router as health_router
 from genai_service.kit.metrics import router as metrics_router
 from genai_service.openai_api.router import router as openai_router
+from genai_service.retrieval.router import router as search_router
 from genai_service.users.router import router as users_router
 
 api_router = APIRouter()
@@ -24,3 +26,5 @@ api_router.include_router(users_router)
 api_router.include_router(api_keys_router)
 api_router.include_router(conversations_router)
 api_router.include_router(generations_router)
+api_router.include_router(documents_router)
+api_router.include_router(search_router)

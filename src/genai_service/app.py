@@ -13,6 +13,8 @@ from starlette.middleware.cors import CORSMiddleware
 from genai_service import __version__
 from genai_service.api import api_router
 from genai_service.auth.throttle import LoginThrottle
+from genai_service.documents.runner import IngestionRunner
+from genai_service.documents.storage import DocumentStorage
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.generations.sse import GENERATION_ID_HEADER
@@ -27,7 +29,12 @@ from genai_service.kit.middleware.security_headers import SecurityHeadersMiddlew
 from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
 from genai_service.migrations import upgrade_database
+from genai_service.retrieval.service import RetrievalService
+from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.settings import Settings
+
+UPLOAD_PATH = "/api/documents"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 @contextlib.asynccontextmanager
@@ -39,11 +46,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_database(engine)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    runner = GenerationRunner(
+    generations = GenerationRunner(
         app.state.sessionmaker, models, app.state.generation_events, settings.conversations
     )
-    app.state.generation_runner = runner
-    runner.start()
+    app.state.generation_runner = generations
+    generations.start()
+    store = QdrantVectorStore.from_settings(settings)
+    app.state.vector_store = store
+    app.state.source_retriever = RetrievalService(models, store, settings.retrieval)
+    ingestion: IngestionRunner | None = None
+    if settings.documents.run_ingestion and models.embedding_names():
+        ingestion = IngestionRunner(
+            sessionmaker=app.state.sessionmaker,
+            models=models,
+            store=store,
+            storage=DocumentStorage(settings.documents_dir),
+            settings=settings.documents,
+        )
+        ingestion.start()
+    app.state.ingestion_runner = ingestion
     # Models load in the background: the server answers /healthz at once and /readyz turns
     # ready when every model is loaded.
     loading = asyncio.create_task(models.start(), name="load-models")
@@ -55,7 +76,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             loading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loading
-        await runner.close()
+        await generations.close()
+        if ingestion is not None:
+            await ingestion.stop()
+        await store.close()
         await models.close()
         await engine.dispose()
         logger.info("{} stopped", settings.name)
@@ -83,7 +107,12 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     install_problem_handlers(app)
 
     # Added innermost first: the request id wraps everything, so every response and log line has it.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.http.max_body_bytes,
+        # Uploads stream to disk, so they may be larger than other bodies (plus multipart framing).
+        path_limits={UPLOAD_PATH: settings.documents.max_upload_bytes + MULTIPART_OVERHEAD_BYTES},
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(
         CORSMiddleware,

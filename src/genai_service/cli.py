@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -13,11 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
+from genai_service.documents.worker import (
+    add_files,
+    files_under,
+    follow_until_final,
+    ingestion_context,
+    run_worker,
+)
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.errors import AppError
 from genai_service.kit.logging import configure_logging
 from genai_service.migrations import upgrade_database
-from genai_service.models.user import Role
+from genai_service.models.document import Document, DocumentStatus
+from genai_service.models.user import ANONYMOUS_USER_ID, Role
 from genai_service.settings import Settings
 from genai_service.users.schemas import UserCreate
 from genai_service.users.service import UserService
@@ -156,3 +166,96 @@ def keys_create(
     secret = _run_in_session(create)
     typer.echo(f"API key {name!r} for {email.strip().lower()}; it is not shown again:", err=True)
     typer.echo(secret)
+
+
+def _prepared_settings() -> Settings:
+    settings = Settings()
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    return settings
+
+
+@app.command()
+def worker(
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Exit once no queued document is left.")
+    ] = False,
+) -> None:
+    """Ingest queued documents in this process.
+
+    Set GENAI_DOCUMENTS__RUN_INGESTION=false on the servers and point everything at a Qdrant
+    server (GENAI_VECTORS__URL): an embedded Qdrant folder is opened by one process at a time.
+    """
+    settings = _prepared_settings()
+    try:
+        count = asyncio.run(run_worker(settings, drain=drain))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if drain:
+        typer.echo(f"{count} document(s) ingested")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(exists=True, help="Files, or folders to ingest every file of.")
+    ],
+    email: Annotated[
+        str | None, typer.Option(help="The owner's email; default: the anonymous user.")
+    ] = None,
+) -> None:
+    """Add documents and ingest them here, with a progress bar per file.
+
+    It opens the vector store itself: stop a server that uses the same embedded Qdrant folder
+    first, or point both at a Qdrant server.
+    """
+    from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+
+    settings = _prepared_settings()
+    files = files_under(paths)
+    if not files:
+        typer.echo("no files found", err=True)
+        raise typer.Exit(1)
+
+    async def run() -> list[Document]:
+        async with ingestion_context(settings) as context:
+            owner_id = ANONYMOUS_USER_ID
+            if email is not None:
+                async with context.sessionmaker() as session:
+                    owner_id = (await UserService(session).get_by_email(email)).id
+            outcomes = await add_files(context, settings, owner_id, files)
+            bars: dict[uuid.UUID, TaskID] = {}
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[status]}"),
+            ) as progress:
+                for outcome in outcomes:
+                    if outcome.document is None:
+                        progress.console.print(
+                            f"[red]skipped[/] {outcome.path}: {outcome.rejected}"
+                        )
+                        continue
+                    bars[outcome.document.id] = progress.add_task(
+                        str(outcome.path), total=1.0, status="queued"
+                    )
+
+                def show(document: Document) -> None:
+                    progress.update(
+                        bars[document.id], completed=document.progress, status=document.status
+                    )
+
+                return await follow_until_final(context, list(bars), show)
+
+    try:
+        documents = asyncio.run(run())
+    except AppError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+    failed = [d for d in documents if d.status is not DocumentStatus.INDEXED]
+    for document in failed:
+        typer.echo(f"{document.filename}: {document.status}: {document.error or ''}", err=True)
+    typer.echo(f"{len(documents) - len(failed)} of {len(files)} file(s) indexed")
+    if failed or len(documents) < len(files):
+        raise typer.Exit(1)

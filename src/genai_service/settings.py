@@ -127,6 +127,54 @@ class ConversationSettings(BaseModel):
     """Tokens of the title generated for an untitled conversation after its first exchange."""
 
 
+class DocumentSettings(BaseModel):
+    """Uploads and their ingestion into the vector store."""
+
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
+    """Largest document accepted by `POST /api/documents`; larger uploads get 413."""
+    run_ingestion: bool = True
+    """Run the ingestion runner inside the server process (off when `genai-service worker`
+    processes do the work)."""
+    lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """A runner renews its claim on a job this often; a job whose claim ran out (runner killed)
+    is claimed again."""
+    poll_seconds: Annotated[float, Field(gt=0)] = 2.0
+    """How often an idle runner looks for queued jobs it was not woken for."""
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    """Claims of one job before it is marked failed (a document that kills its runner)."""
+    chunk_tokens: Annotated[int, Field(ge=16)] = 200
+    """Tokens per chunk, counted with the embedding model's tokenizer."""
+    chunk_overlap: Annotated[int, Field(ge=0)] = 40
+    """Tokens shared by consecutive chunks."""
+    embed_batch_size: Annotated[int, Field(ge=1)] = 64
+    """Chunks embedded and written to the vector store together."""
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> DocumentSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("documents.chunk_overlap must be smaller than documents.chunk_tokens")
+        return self
+
+
+class VectorSettings(BaseModel):
+    """The Qdrant vector store: embedded (a folder) by default, or a server."""
+
+    url: str | None = None
+    """A Qdrant server, e.g. `http://qdrant:6333`; unset: local mode in `local_path`."""
+    api_key: SecretStr | None = None
+    collection: str = "document_chunks"
+    local_path: Path | None = None
+    """Folder of the embedded store; default `<data dir>/qdrant`. One process at a time."""
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+
+class RetrievalSettings(BaseModel):
+    k: Annotated[int, Field(ge=1, le=100)] = 5
+    """Chunks retrieved per query."""
+    score_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.2
+    """Cosine similarity below which a chunk is not returned."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GENAI_",
@@ -154,6 +202,9 @@ class Settings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
+    documents: DocumentSettings = Field(default_factory=DocumentSettings)
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
@@ -192,6 +243,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'genai.db').resolve()}"
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.data_dir / "documents"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.vectors.local_path or self.data_dir / "qdrant"
 
     def prepare_data_dir(self) -> None:
         """Create the data dir and, in development, keep a generated secret key in it."""

@@ -13,6 +13,7 @@ the server closed it with.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from genai_service.app import create_app
 from genai_service.models.user import Role
 from genai_service.settings import Settings
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, client_for, make_fake_models
+from tests.documents.samples import wait_for_final
 from tests.identity import (
     PASSWORD,
     Account,
@@ -131,6 +133,16 @@ MATRIX: dict[tuple[str, str], Expected] = {
     ("GET", "/api/generations/{generation_id}/events"): owned(200),
     # The owner's generation has finished: the owner is told it is not running (409).
     ("POST", "/api/generations/{generation_id}/cancel"): owned(409),
+    ("POST", "/api/documents"): any_caller(202),
+    ("GET", "/api/documents"): any_caller(200),
+    ("GET", "/api/documents/{document_id}"): owned(200),
+    ("GET", "/api/documents/{document_id}/text"): owned(200),
+    ("GET", "/api/documents/{document_id}/events"): owned(200),
+    ("POST", "/api/documents/{document_id}/retry"): owned(200),
+    # The user's document is already indexed: the owner passes the guard and gets 409.
+    ("POST", "/api/documents/{document_id}/cancel"): owned(409),
+    ("DELETE", "/api/documents/{document_id}"): owned(204),
+    ("POST", "/api/search"): any_caller(200),
 }
 
 
@@ -281,7 +293,56 @@ async def _generation_cancel(world: World) -> dict[str, Any]:
     return {"url": f"{await _users_generation(world)}/cancel"}
 
 
+async def _new_document(_: World) -> dict[str, Any]:
+    content = f"matrix document {uuid.uuid4()}".encode()
+    return {"files": {"file": ("matrix.txt", content, "text/plain")}}
+
+
+async def _users_document(world: World, content: bytes, status: str) -> str:
+    """A document of `user`, ingested until `status`."""
+    created = await world.client_off.post(
+        "/api/documents",
+        files={"file": ("matrix.txt", content, "text/plain")},
+        headers=world.user.headers,
+    )
+    document_id: str = created.json()["id"]
+    final = await wait_for_final(world.client_off, world.user, document_id)
+    assert final["status"] == status, final
+    return document_id
+
+
+async def _indexed_document(world: World) -> dict[str, Any]:
+    document_id = await _users_document(world, f"indexed {uuid.uuid4()}".encode(), "indexed")
+    return {"url": f"/api/documents/{document_id}"}
+
+
+def _indexed_document_and(suffix: str) -> RequestBuilder:
+    async def build(world: World) -> dict[str, Any]:
+        request = await _indexed_document(world)
+        return {"url": request["url"] + suffix}
+
+    return build
+
+
+async def _failed_document(world: World) -> dict[str, Any]:
+    content = f"%PDF-1.4 broken {uuid.uuid4()}".encode()
+    document_id = await _users_document(world, content, "failed")
+    return {"url": f"/api/documents/{document_id}/retry"}
+
+
+async def _search(_: World) -> dict[str, Any]:
+    return {"json": {"query": "matrix document"}}
+
+
 REQUESTS: dict[tuple[str, str], RequestBuilder] = {
+    ("POST", "/api/documents"): _new_document,
+    ("GET", "/api/documents/{document_id}"): _indexed_document,
+    ("GET", "/api/documents/{document_id}/text"): _indexed_document_and("/text"),
+    ("GET", "/api/documents/{document_id}/events"): _indexed_document_and("/events"),
+    ("POST", "/api/documents/{document_id}/retry"): _failed_document,
+    ("POST", "/api/documents/{document_id}/cancel"): _indexed_document_and("/cancel"),
+    ("DELETE", "/api/documents/{document_id}"): _indexed_document,
+    ("POST", "/api/search"): _search,
     ("POST", "/v1/chat/completions"): _chat,
     ("POST", "/v1/embeddings"): _embeddings,
     ("POST", "/api/auth/register"): _register,
@@ -312,11 +373,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 async def anonymous_on_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    """A second app on the same database (and secret), with anonymous mode on."""
-    app = create_app(
-        settings_with_auth(tmp_path, database_url, allow_anonymous=True),
-        models=make_fake_models(),
-    )
+    """A second app on the same database (and secret), with anonymous mode on. It has a vector
+    folder of its own (an embedded Qdrant folder belongs to one process) and leaves ingestion to
+    the first app."""
+    settings = settings_with_auth(tmp_path, database_url, allow_anonymous=True)
+    settings.vectors.local_path = tmp_path / "qdrant-anonymous-on"
+    settings.documents.run_ingestion = False
+    app = create_app(settings, models=make_fake_models())
     async with LifespanManager(app, startup_timeout=60):
         await app.state.models.start()
         yield app

@@ -73,6 +73,7 @@ async def test_readyz_when_database_and_models_are_ready(client: httpx.AsyncClie
     assert body["status"] == "ready"
     assert body["checks"]["database"] is True
     assert body["checks"]["model:fake-chat"] is True
+    assert body["checks"]["vector_store"] is True
 
 
 async def test_readyz_is_503_until_every_model_is_loaded(tmp_path: Path, database_url: str) -> None:
@@ -102,5 +103,5 @@ async def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path) -
     async with LifespanManager(app), client_for(app) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["checks"] == {"database": False}
+        assert response.json()["checks"] == {"database": False, "vector_store": True}
         assert (await client.get("/healthz")).status_code == 200

@@ -38,8 +38,10 @@ async def healthz() -> Health:
     responses={503: {"description": "A dependency is not ready"}},
 )
 async def readyz(request: Request) -> Readiness:
-    """Readiness: the database answers and every model registered at start-up is loaded."""
-    checks = await readiness_checks(request.app.state.engine, request.app.state.models)
+    """Readiness: the database and the vector store answer, and every model registered at
+    start-up is loaded."""
+    state = request.app.state
+    checks = await readiness_checks(state.engine, state.models, state.vector_store)
     failing = sorted(name for name, ok in checks.items() if not ok)
     if failing:
         error = ServiceUnavailable(f"not ready: {', '.join(failing)}", retry_after=5)

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genai_service.inference.registry import ModelRegistry
+from genai_service.retrieval.vector_store import VectorStore
 
 DATABASE_CHECK_TIMEOUT_S = 2.0
 
@@ -21,7 +22,9 @@ async def database_answers(engine: AsyncEngine) -> bool:
     return True
 
 
-async def readiness_checks(engine: AsyncEngine, models: ModelRegistry) -> dict[str, bool]:
-    checks = {"database": await database_answers(engine)}
+async def readiness_checks(
+    engine: AsyncEngine, models: ModelRegistry, vectors: VectorStore
+) -> dict[str, bool]:
+    checks = {"database": await database_answers(engine), "vector_store": await vectors.ready()}
     checks.update({f"model:{name}": ready for name, ready in models.readiness().items()})
     return checks

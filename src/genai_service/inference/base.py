@@ -107,6 +107,18 @@ class EmbeddingModel(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+@runtime_checkable
+class TokenSpanner(Protocol):
+    """An embedding model that can show how it splits text: the character span of each token.
+
+    Ingestion uses it to cut documents into chunks that fit the model's input exactly.
+    """
+
+    async def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """`(start, end)` character offsets into `text` of each token, in order."""
+        ...
+
+
 async def collect(chunks: AsyncIterator[ChatChunk]) -> ChatResult:
     """Drain a stream into one result: how every provider implements `complete`."""
     parts: list[str] = []

@@ -10,6 +10,7 @@ from genai_service.models.conversation import (
     MessageRole,
     MessageStatus,
 )
+from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
 
@@ -19,6 +20,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "Conversation",
+    "Document",
+    "DocumentStatus",
     "Generation",
     "GenerationStatus",
     "Message",

@@ -47,6 +47,13 @@ def _dimension_of(model: SentenceTransformer) -> int:
     return dimension if dimension is not None else len(_encode(model, ["dimension"])[0])
 
 
+def _token_spans(model: SentenceTransformer, text: str) -> list[tuple[int, int]]:
+    encoding = model.tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+    )
+    return [(int(start), int(end)) for start, end in encoding["offset_mapping"] if end > start]
+
+
 def _encode(model: SentenceTransformer, texts: list[str]) -> list[list[float]]:
     vectors = model.encode(
         texts,
@@ -69,6 +76,7 @@ class LocalEmbeddingModel:
         self._dimension: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._batcher: MicroBatcher | None = None
+        self._model: SentenceTransformer | None = None
         self._lifecycle = asyncio.Lock()
         self.encode_calls = 0
         """`encode` calls made so far: fewer than `embed` calls when batching works."""
@@ -100,6 +108,7 @@ class LocalEmbeddingModel:
                 executor.shutdown(wait=False, cancel_futures=True)
                 raise
             self._dimension = dimension
+            self._model = model
             self._executor = executor
             self._batcher = MicroBatcher(
                 partial(self._counted_encode, model),
@@ -113,6 +122,7 @@ class LocalEmbeddingModel:
         async with self._lifecycle:
             batcher, executor = self._batcher, self._executor
             self._batcher = self._executor = None
+            self._model = None
             if batcher is not None:
                 await batcher.close()
             if executor is not None:
@@ -123,6 +133,16 @@ class LocalEmbeddingModel:
         if self._batcher is None:
             raise ModelNotReady("the local embedding model is not loaded yet")
         return await self._batcher.embed(texts)
+
+    async def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """The model's own word pieces, on the encoder thread (the tokenizer is not shared
+        safely between threads while `encode` reconfigures it)."""
+        model, executor = self._model, self._executor
+        if model is None or executor is None:
+            raise ModelNotReady("the local embedding model is not loaded yet")
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, partial(_token_spans, model, text)
+        )
 
     def _counted_encode(self, model: SentenceTransformer, texts: list[str]) -> list[list[float]]:
         self.encode_calls += 1

@@ -1,0 +1,1 @@
+"""Documents: uploads, their durable ingestion into the vector store, and their lifecycle."""

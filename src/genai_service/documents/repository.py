@@ -1,0 +1,223 @@
+"""All SQL about documents, including the claim, heartbeat and release of ingestion jobs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from genai_service.models.document import RUNNING_STATUSES, Document, DocumentStatus
+
+CLAIM_RACE_RETRIES = 5
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Queued jobs, and running jobs whose runner stopped renewing its lease."""
+    return or_(
+        Document.status == DocumentStatus.QUEUED,
+        and_(
+            Document.status.in_(RUNNING_STATUSES),
+            or_(Document.lease_expires_at.is_(None), Document.lease_expires_at < now),
+        ),
+    )
+
+
+class DocumentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, document: Document) -> Document:
+        self.session.add(document)
+        await self.session.flush()
+        return document
+
+    async def get(self, document_id: uuid.UUID) -> Document | None:
+        return await self.session.get(Document, document_id, populate_existing=True)
+
+    async def get_for_owner(self, document_id: uuid.UUID, owner_id: uuid.UUID) -> Document | None:
+        result = await self.session.execute(
+            select(Document)
+            .where(Document.id == document_id, Document.owner_id == owner_id)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_by_sha256(self, owner_id: uuid.UUID, sha256: str) -> Document | None:
+        result = await self.session.execute(
+            select(Document).where(Document.owner_id == owner_id, Document.sha256 == sha256)
+        )
+        return result.scalar_one_or_none()
+
+    async def list_for_owner(
+        self, owner_id: uuid.UUID, *, offset: int, limit: int
+    ) -> tuple[Sequence[Document], int]:
+        condition = Document.owner_id == owner_id
+        total = await self.session.scalar(
+            select(func.count()).select_from(Document).where(condition)
+        )
+        result = await self.session.execute(
+            select(Document)
+            .where(condition)
+            .order_by(Document.created_at.desc(), Document.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return result.scalars().all(), total or 0
+
+    async def delete(self, document: Document) -> None:
+        await self.session.execute(delete(Document).where(Document.id == document.id))
+
+    async def requeue(self, document_id: uuid.UUID, *, from_status: DocumentStatus) -> bool:
+        """Queue the job again (retry), if it is still in `from_status`."""
+        result = await self.session.execute(
+            update(Document)
+            .where(Document.id == document_id, Document.status == from_status)
+            .values(
+                status=DocumentStatus.QUEUED,
+                progress=0.0,
+                error=None,
+                attempts=0,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return _changed_one(result)
+
+    async def cancel(self, document_id: uuid.UUID) -> bool:
+        """Cancel the job if it has not finished; a runner working on it notices at its next
+        heartbeat."""
+        result = await self.session.execute(
+            update(Document)
+            .where(
+                Document.id == document_id,
+                Document.status.in_([DocumentStatus.QUEUED, *RUNNING_STATUSES]),
+            )
+            .values(status=DocumentStatus.CANCELLED, lease_owner=None, lease_expires_at=None)
+        )
+        return _changed_one(result)
+
+    # The job side: claim, heartbeat, finish. Each runs in the runner's own short transaction.
+
+    async def claim_next(
+        self, runner_id: str, *, now: datetime, lease_until: datetime
+    ) -> Document | None:
+        """Take the oldest claimable job, or `None`.
+
+        PostgreSQL: the candidate row is locked with `FOR UPDATE SKIP LOCKED`, so concurrent
+        runners each get a different job. SQLite (one writer at a time, no row locks): the
+        conditional UPDATE below only succeeds for one runner; a loser tries the next candidate.
+        """
+        for _ in range(CLAIM_RACE_RETRIES):
+            candidate: uuid.UUID | None = await self.session.scalar(
+                select(Document.id)
+                .where(_claimable(now))
+                .order_by(Document.created_at, Document.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if candidate is None:
+                return None
+            result = await self.session.execute(
+                update(Document)
+                .where(Document.id == candidate, _claimable(now))
+                .values(
+                    status=DocumentStatus.PARSING,
+                    lease_owner=runner_id,
+                    lease_expires_at=lease_until,
+                    attempts=Document.attempts + 1,
+                    progress=0.0,
+                    error=None,
+                )
+            )
+            if _changed_one(result):
+                return await self.get(candidate)
+        return None
+
+    async def heartbeat(
+        self,
+        document_id: uuid.UUID,
+        runner_id: str,
+        *,
+        status: DocumentStatus,
+        progress: float,
+        lease_until: datetime,
+        page_count: int | None = None,
+    ) -> bool:
+        """Report progress and renew the lease. `False`: the job is no longer this runner's
+        (cancelled, deleted, or claimed by another runner after the lease ran out)."""
+        values: dict[str, object] = {
+            "status": status,
+            "progress": progress,
+            "lease_expires_at": lease_until,
+        }
+        if page_count is not None:
+            values["page_count"] = page_count
+        result = await self.session.execute(
+            update(Document).where(*self._held_by(document_id, runner_id)).values(**values)
+        )
+        return _changed_one(result)
+
+    async def finish(
+        self,
+        document_id: uuid.UUID,
+        runner_id: str,
+        *,
+        status: DocumentStatus,
+        now: datetime,
+        error: str | None = None,
+        chunk_count: int | None = None,
+    ) -> bool:
+        values: dict[str, object] = {
+            "status": status,
+            "error": error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if status is DocumentStatus.INDEXED:
+            values.update(progress=1.0, indexed_at=now, chunk_count=chunk_count)
+        result = await self.session.execute(
+            update(Document).where(*self._held_by(document_id, runner_id)).values(**values)
+        )
+        return _changed_one(result)
+
+    async def release(self, document_id: uuid.UUID, runner_id: str) -> bool:
+        """Give a job back to the queue (the runner is stopping)."""
+        result = await self.session.execute(
+            update(Document)
+            .where(*self._held_by(document_id, runner_id))
+            .values(status=DocumentStatus.QUEUED, lease_owner=None, lease_expires_at=None)
+        )
+        return _changed_one(result)
+
+    async def exhausted(self, *, now: datetime, max_attempts: int) -> Sequence[Document]:
+        """Claimable jobs already tried `max_attempts` times (each attempt died with its runner)."""
+        result = await self.session.execute(
+            select(Document).where(_claimable(now), Document.attempts >= max_attempts)
+        )
+        return result.scalars().all()
+
+    async def fail_exhausted(self, document_id: uuid.UUID, *, now: datetime, error: str) -> bool:
+        result = await self.session.execute(
+            update(Document)
+            .where(Document.id == document_id, _claimable(now))
+            .values(
+                status=DocumentStatus.FAILED, error=error, lease_owner=None, lease_expires_at=None
+            )
+        )
+        return _changed_one(result)
+
+    @staticmethod
+    def _held_by(document_id: uuid.UUID, runner_id: str) -> tuple[ColumnElement[bool], ...]:
+        return (
+            Document.id == document_id,
+            Document.lease_owner == runner_id,
+            Document.status.in_(RUNNING_STATUSES),
+        )
+
+
+def _changed_one(result: object) -> bool:
+    return getattr(result, "rowcount", 0) == 1

@@ -1,0 +1,174 @@
+"""Documents: upload (with type sniffing and dedup), the user's view of ingestion, removal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import PurePosixPath, PureWindowsPath
+
+from loguru import logger
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from genai_service.documents.repository import DocumentRepository
+from genai_service.documents.sniffing import sniff
+from genai_service.documents.storage import DocumentStorage, Reader, StoredUpload
+from genai_service.kit.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from genai_service.kit.pagination import PageParams
+from genai_service.models.document import Document, DocumentStatus
+from genai_service.retrieval.vector_store import VectorStore
+
+MAX_FILENAME_LENGTH = 255
+ACCEPTED_TYPES = "plain text, Markdown, HTML or PDF"
+
+
+class DocumentNotFound(NotFound):
+    title = "Document not found"
+    slug = "document-not-found"
+
+
+def display_filename(name: str | None) -> str:
+    """The client's filename reduced to its last part, for display only (never a path)."""
+    raw = (name or "").replace("\x00", "")
+    base = PureWindowsPath(PurePosixPath(raw).name).name.strip()
+    return base[:MAX_FILENAME_LENGTH] or "document"
+
+
+class DocumentService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        storage: DocumentStorage,
+        store: VectorStore,
+        max_upload_bytes: int,
+    ) -> None:
+        self.session = session
+        self.documents = DocumentRepository(session)
+        self.storage = storage
+        self.store = store
+        self.max_upload_bytes = max_upload_bytes
+
+    async def upload(
+        self, owner_id: uuid.UUID, filename: str | None, read: Reader
+    ) -> tuple[Document, bool]:
+        """Store a file and queue its ingestion. `(document, False)` when the owner already has
+        a document with the same content: that one is returned and nothing is stored again."""
+        upload = await self.storage.receive(read, max_bytes=self.max_upload_bytes)
+        try:
+            return await self._accept(owner_id, display_filename(filename), upload)
+        finally:
+            await self.storage.discard(upload.path)  # a no-op once the file was kept
+
+    async def _accept(
+        self, owner_id: uuid.UUID, filename: str, upload: StoredUpload
+    ) -> tuple[Document, bool]:
+        if upload.too_large:
+            raise PayloadTooLarge(
+                f"The document is larger than the {self.max_upload_bytes} bytes accepted."
+            )
+        if upload.size == 0:
+            raise BadRequest("The file is empty.")
+        document_type = sniff(upload.head, whole_file=upload.size == len(upload.head))
+        if document_type is None:
+            raise UnsupportedMediaType(
+                f"The file is not {ACCEPTED_TYPES} (judged from its content, not its name)."
+            )
+        existing = await self.documents.get_by_sha256(owner_id, upload.sha256)
+        if existing is not None:
+            return existing, False
+        document = Document(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            filename=filename,
+            content_type=document_type.value,
+            size=upload.size,
+            sha256=upload.sha256,
+            status=DocumentStatus.QUEUED,
+            progress=0.0,
+            attempts=0,
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.documents.add(document)
+        except IntegrityError:  # the same content, uploaded twice at the same moment
+            existing = await self.documents.get_by_sha256(owner_id, upload.sha256)
+            if existing is None:
+                raise
+            return existing, False
+        await self.storage.keep(upload, document.id)
+        logger.info("document {} uploaded ({}, {} bytes)", document.id, document_type, upload.size)
+        return document, True
+
+    async def list_for(
+        self, owner_id: uuid.UUID, params: PageParams
+    ) -> tuple[Sequence[Document], int]:
+        return await self.documents.list_for_owner(
+            owner_id, offset=params.offset, limit=params.limit
+        )
+
+    async def get(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
+        document = await self.documents.get_for_owner(document_id, owner_id)
+        if document is None:
+            raise DocumentNotFound("No such document.")
+        return document
+
+    async def extracted_text(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> str:
+        document = await self.get(owner_id, document_id)
+        text = await self.storage.read_text(document.id)
+        if text is None:
+            raise Conflict(f"The document's text is not extracted yet (status {document.status}).")
+        return text
+
+    async def retry(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
+        document = await self.get(owner_id, document_id)
+        if not await self.documents.requeue(document.id, from_status=DocumentStatus.FAILED):
+            raise Conflict(f"Only a failed document can be retried; this one is {document.status}.")
+        return await self.get(owner_id, document_id)
+
+    async def cancel(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
+        document = await self.get(owner_id, document_id)
+        if not await self.documents.cancel(document.id):
+            raise Conflict(f"The document's ingestion already ended ({document.status}).")
+        # A runner still working on it stops at its next heartbeat and removes what it wrote.
+        await self.store.delete_document(owner_id, document.id)
+        logger.info("document {} ingestion cancelled", document.id)
+        return await self.get(owner_id, document_id)
+
+    async def delete(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> None:
+        document = await self.get(owner_id, document_id)
+        await self.documents.delete(document)
+        await self.store.delete_document(owner_id, document.id)
+        await self.storage.remove(document.id)
+        logger.info("document {} deleted", document.id)
+
+
+async def watch_document(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    document_id: uuid.UUID,
+    *,
+    interval_s: float,
+) -> AsyncIterator[Document | None]:
+    """The document each time its status or progress changes, until a final state; `None` once
+    if it is deleted meanwhile. Reads the database, so it sees runners in other processes too."""
+    last: tuple[DocumentStatus, float] | None = None
+    while True:
+        async with sessionmaker() as session:
+            document = await DocumentRepository(session).get(document_id)
+        if document is None:
+            yield None
+            return
+        state = (document.status, document.progress)
+        if state != last:
+            last = state
+            yield document
+        if document.status.is_final:
+            return
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,36 @@
+"""`POST /api/search`: what retrieval finds for a query, to see what a chat turn would cite."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from genai_service.auth.dependencies import CurrentUser
+from genai_service.retrieval.dependencies import RetrievalServiceDep
+from genai_service.retrieval.schemas import SearchHit, SearchRequest, SearchResponse
+from genai_service.retrieval.sources import DocumentScope
+
+router = APIRouter(prefix="/api/search", tags=["documents"])
+
+
+@router.post("")
+async def search(
+    body: SearchRequest, user: CurrentUser, service: RetrievalServiceDep
+) -> SearchResponse:
+    """The caller's indexed chunks most similar to `query`, best first, with their scores."""
+    scope: DocumentScope = "all" if body.documents is None else body.documents
+    sources = await service.search(user.id, body.query, scope=scope, k=body.k)
+    return SearchResponse(
+        results=[
+            SearchHit(
+                document_id=s.document_id,
+                filename=s.filename,
+                chunk_index=s.chunk_index,
+                page=s.page,
+                start=s.start,
+                end=s.end,
+                score=s.score,
+                text=s.text,
+            )
+            for s in sources
+        ]
+    )
