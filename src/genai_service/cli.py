@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import httpx
 import typer
 import uvicorn
 from pydantic import ValidationError
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
+from genai_service.conversations.terminal_client import AskFailed, Question, ask, connect
 from genai_service.documents.worker import (
     add_files,
     files_under,
@@ -259,3 +262,40 @@ def ingest(
     typer.echo(f"{len(documents) - len(failed)} of {len(files)} file(s) indexed")
     if failed or len(documents) < len(files):
         raise typer.Exit(1)
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="What to ask.")],
+    url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="GENAI_TOKEN", help="An access token or API key; none: anonymous."),
+    ] = None,
+    documents: Annotated[
+        str | None,
+        typer.Option(help='Answer from documents: "all", or document ids separated by commas.'),
+    ] = None,
+    conversation: Annotated[
+        str | None, typer.Option(help="Continue this conversation; default: a new one.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, max=2)] = None,
+) -> None:
+    """Ask a running server, print the reply as it streams and the sources it cites."""
+    scope: str | list[str] | None = documents
+    if documents is not None and documents != "all":
+        scope = [item.strip() for item in documents.split(",") if item.strip()]
+    request = Question(
+        content=question,
+        documents=scope,
+        conversation_id=conversation,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+    try:
+        with connect(url, token) as client:
+            ask(client, request, sys.stdout)
+    except (AskFailed, httpx.HTTPError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
