@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -178,3 +179,14 @@ async def test_a_job_that_keeps_killing_its_runner_fails_after_max_attempts(
     assert failed.status is DocumentStatus.FAILED
     assert failed.error is not None
     assert "interrupted 3 times" in failed.error
+
+
+async def test_concurrent_claims_never_share_a_job(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    ids = await add_documents(sessionmaker, 3)
+    claimed = await asyncio.gather(*(claim(sessionmaker, f"runner-{n}") for n in range(8)))
+    taken = [document.id for document in claimed if document is not None]
+    assert sorted(taken) == sorted(ids)  # every job once, none twice
+    owners = {document.lease_owner for document in claimed if document is not None}
+    assert len(owners) == 3
