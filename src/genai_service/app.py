@@ -53,7 +53,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     generations.start()
     store = QdrantVectorStore.from_settings(settings)
     app.state.vector_store = store
-    app.state.source_retriever = RetrievalService(models, store, settings.retrieval)
+    # Without an embedding model there is nothing to search with: document turns and search get 503.
+    app.state.source_retriever = (
+        RetrievalService(models, store, settings.retrieval) if models.embedding_names() else None
+    )
     ingestion: IngestionRunner | None = None
     if settings.documents.run_ingestion and models.embedding_names():
         ingestion = IngestionRunner(

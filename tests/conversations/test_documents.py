@@ -6,9 +6,14 @@ import uuid
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from genai_service.app import create_app
+from genai_service.inference.registry import ModelRegistry
 from genai_service.retrieval.sources import DocumentScope, Source
+from genai_service.settings import Settings
+from tests.conftest import FAKE_CHAT_MODEL, client_for
 from tests.conversations.support import (
     SMALL_CHAT_MODEL,
     ask,
@@ -16,7 +21,8 @@ from tests.conversations.support import (
     new_conversation,
     parse_sse,
 )
-from tests.identity import Account
+from tests.fakes import ScriptedChatModel
+from tests.identity import Account, new_account
 
 
 class ListedSources:
@@ -133,15 +139,21 @@ async def test_a_turn_can_opt_out_of_the_conversations_documents(
     assert response.json()["assistant_message"]["citations"] == []
 
 
-async def test_documents_without_a_retriever_are_a_clear_error(
-    client: httpx.AsyncClient, alice: Account
-) -> None:
-    conversation = await new_conversation(client, alice, title="HR", documents="all")
-    response = await ask(client, alice, conversation["id"], "How many holidays?")
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["type"].endswith("documents-unavailable")
-    assert "documents" in response.json()["detail"]
-    assert await messages_of(client, alice, conversation["id"]) == []
-    plain = await new_conversation(client, alice, title="Plain")
-    assert (await ask(client, alice, plain["id"], "hello")).status_code == 201
+async def test_without_an_embedding_model_documents_are_a_clear_error(settings: Settings) -> None:
+    models = ModelRegistry(chat={FAKE_CHAT_MODEL: ScriptedChatModel()})
+    application = create_app(settings, models=models)
+    async with LifespanManager(application), client_for(application) as client:
+        await models.start()
+        alice = await new_account(application, client, "alice")
+        conversation = await new_conversation(client, alice, title="HR", documents="all")
+        response = await ask(client, alice, conversation["id"], "How many holidays?")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("documents-unavailable")
+        assert "documents" in response.json()["detail"]
+        assert await messages_of(client, alice, conversation["id"]) == []
+        search = await client.post("/api/search", json={"query": "x"}, headers=alice.headers)
+        assert search.status_code == 503
+        assert search.json()["type"].endswith("documents-unavailable")
+        plain = await new_conversation(client, alice, title="Plain")
+        assert (await ask(client, alice, plain["id"], "hello")).status_code == 201

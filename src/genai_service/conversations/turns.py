@@ -27,10 +27,15 @@ from genai_service.generations.sse import close_iterator
 from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
-from genai_service.kit.errors import BadGateway, Conflict, NotFound, ServiceUnavailable
+from genai_service.kit.errors import BadGateway, Conflict, NotFound
 from genai_service.models.conversation import Conversation, Generation, Message, MessageRole
 from genai_service.models.user import User
-from genai_service.retrieval.sources import DocumentScope, Source, SourceRetriever
+from genai_service.retrieval.sources import (
+    DocumentScope,
+    DocumentsUnavailable,
+    Source,
+    SourceRetriever,
+)
 from genai_service.settings import ConversationSettings
 
 
@@ -42,11 +47,6 @@ class ConversationNotFound(NotFound):
 class GenerationInProgress(Conflict):
     title = "Generation in progress"
     slug = "generation-in-progress"
-
-
-class DocumentsUnavailable(ServiceUnavailable):
-    title = "Document search unavailable"
-    slug = "documents-unavailable"
 
 
 class GenerationFailed(BadGateway):
@@ -206,8 +206,8 @@ class TurnService:
     async def _retrieve(self, owner: User, scope: DocumentScope, question: str) -> list[Source]:
         if self.retriever is None:
             raise DocumentsUnavailable(
-                "Document search is not configured on this server; send the turn without "
-                "`documents` (or clear the conversation's `documents`)."
+                "Document search needs an embedding model and this server has none; send the "
+                "turn without `documents` (or clear the conversation's `documents`)."
             )
         return await self.retriever.retrieve(owner.id, question, scope)
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
+from genai_service.kit.errors import ServiceUnavailable
+
 DocumentScope: TypeAlias = Literal["all"] | Sequence[uuid.UUID]
 """Which documents a turn may draw on: all of the owner's indexed documents, or the listed ones."""
 
@@ -39,3 +41,10 @@ class SourceRetriever(Protocol):
         other owners are never returned.
         """
         ...
+
+
+class DocumentsUnavailable(ServiceUnavailable):
+    """Raised when documents are asked for but the server has no retriever (no embedding model)."""
+
+    title = "Document search unavailable"
+    slug = "documents-unavailable"
