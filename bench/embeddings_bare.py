@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from genai_service.inference.embeddings import LocalEmbeddingModel, default_model_path
-from genai_service.inference.embeddings.local import ENCODE_BATCH_SIZE
+from genai_service.inference.embeddings.encoder_process import ENCODE_BATCH_SIZE
 from genai_service.settings import LocalEmbeddingSettings
 
 TEXTS = 256
