@@ -3,6 +3,13 @@
 The KV cache is not unified: each sequence slot has its own stream of `n_ctx` cells. That gives
 every request its full window whatever the others do, and makes a sequence's logits independent
 of what else is in the batch, so a seeded generation is the same alone or beside others.
+
+With one stream per sequence, `llama_decode` computes a batch in micro-batches that each take
+the same number of tokens from a run of sequences whose ids follow each other (0, 1, 2, ...)
+in batch order. A batch whose tokens come in slot order, from slots that form a compact range,
+is one computation for all generating sequences (plus one for the rest of a prompt being
+prefilled); the same tokens in another order can take one computation per sequence. So the
+engine fills the batch in slot order and hands out the lowest free slot.
 """
 
 from __future__ import annotations

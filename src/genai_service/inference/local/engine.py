@@ -9,6 +9,7 @@ The context and its KV-cache layout: `decode_context`.
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 import time
@@ -56,7 +57,8 @@ class LlamaEngine:
         # Guarded by _cond:
         self._pending: deque[GenerationJob] = deque()
         self._cancelled: set[GenerationJob] = set()
-        self._free_slots = list(range(settings.n_seq_max - 1, -1, -1))
+        self._free_slots = list(range(settings.n_seq_max))
+        """A heap: the lowest free slot is taken first, so busy slots stay a compact range."""
         self._running = False
         self._closing = False
         self._decode_steps = 0
@@ -172,7 +174,7 @@ class LlamaEngine:
             cancelled, self._cancelled = self._cancelled, set()
             admitted: list[tuple[GenerationJob, int]] = []
             while self._pending and self._free_slots:
-                admitted.append((self._pending.popleft(), self._free_slots.pop()))
+                admitted.append((self._pending.popleft(), heapq.heappop(self._free_slots)))
         for sequence in [s for s in self._active.values() if s.job in cancelled]:
             self._retire(sequence, None)
         for job, slot in admitted:
@@ -186,21 +188,23 @@ class LlamaEngine:
         decoder = self._decoder
         batch = decoder.batch
         batch.n_tokens = 0
-        budget = decoder.capacity
+        # Every generating sequence gets its next token; prompts share what is left of the batch.
+        budget = decoder.capacity - sum(not s.prefilling for s in self._active.values())
         outputs: list[tuple[ActiveSequence, int]] = []
-        decoding = [s for s in self._active.values() if not s.prefilling]
-        prefilling = [s for s in self._active.values() if s.prefilling]
-        for sequence in decoding:
-            index = decoder.add(sequence.last_token, sequence.last_position, sequence.slot)
-            outputs.append((sequence, index))
-            budget -= 1
-        participants = list(decoding)
-        for sequence in prefilling:
+        participants: list[ActiveSequence] = []
+        # In slot order: see `decode_context` on how llama.cpp splits a batch.
+        for slot in sorted(self._active):
+            sequence = self._active[slot]
+            if not sequence.prefilling:
+                index = decoder.add(sequence.last_token, sequence.last_position, slot)
+                outputs.append((sequence, index))
+                participants.append(sequence)
+                continue
             if budget == 0:
-                break
+                continue
             start, chunk = sequence.take_prompt_chunk(budget)
             for offset, token in enumerate(chunk):
-                decoder.add(token, start + offset, sequence.slot, logits=False)
+                decoder.add(token, start + offset, slot, logits=False)
             budget -= len(chunk)
             participants.append(sequence)
             if not sequence.prefilling:
@@ -239,7 +243,7 @@ class LlamaEngine:
         del self._active[sequence.slot]
         duration = time.monotonic() - sequence.admitted_at
         with self._cond:
-            self._free_slots.append(sequence.slot)
+            heapq.heappush(self._free_slots, sequence.slot)
             self._mean_duration_s += _DURATION_SMOOTHING * (duration - self._mean_duration_s)
         if error is not None:
             sequence.fail(error)
