@@ -19,6 +19,10 @@ class HttpStatusError(RuntimeError):
     pass
 
 
+class ConnectionClosed(ConnectionError):
+    """The server closed an idle keep-alive connection; the request can be sent again."""
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -31,6 +35,8 @@ class _Connection:
         ).encode("ascii")
         self.writer.write(head + body)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionClosed
         status = int(status_line.split(b" ", 2)[1])
         length = 0
         while True:
@@ -60,11 +66,19 @@ class KeepAliveClient:
 
     async def __aenter__(self) -> KeepAliveClient:
         for _ in range(self._connections):
-            reader, writer = await asyncio.open_connection(self._host, self._port)
-            connection = _Connection(reader, writer)
-            self._all.append(connection)
-            self._idle.put_nowait(connection)
+            self._idle.put_nowait(await self._connect())
         return self
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        connection = _Connection(reader, writer)
+        self._all.append(connection)
+        return connection
+
+    async def _reconnect(self, closed: _Connection) -> _Connection:
+        closed.close()
+        self._all.remove(closed)
+        return await self._connect()
 
     async def __aexit__(
         self,
@@ -77,11 +91,14 @@ class KeepAliveClient:
 
     async def post_json(self, path: str, payload: object) -> Any:
         """POST `payload` as JSON; the decoded JSON reply. Anything but 200 raises."""
+        data = json.dumps(payload).encode()
         connection = await self._idle.get()
         try:
-            status, body = await connection.post_json(
-                self._host_header, path, json.dumps(payload).encode()
-            )
+            try:
+                status, body = await connection.post_json(self._host_header, path, data)
+            except ConnectionClosed:
+                connection = await self._reconnect(connection)
+                status, body = await connection.post_json(self._host_header, path, data)
         finally:
             self._idle.put_nowait(connection)
         if status != 200:
