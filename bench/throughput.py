@@ -9,9 +9,11 @@ Run: `python -m bench.throughput`.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import httpx
+from loguru import logger
 
 from bench.http_load import genai_server, load_average
 from bench.llama_ceiling import PROMPTS, TEMPERATURE, bare_batched_tokens_per_s
@@ -47,6 +49,8 @@ async def _tokens_per_s(base_url: str, concurrency: int) -> float:
 
 
 def main() -> None:
+    logger.remove()  # llama.cpp's load chatter is routed to loguru at debug level
+    logger.add(sys.stderr, level="WARNING")
     print(f"load_average_before {load_average()}")
     figures: dict[int, float] = {}
     with genai_server() as server:
@@ -54,9 +58,12 @@ def main() -> None:
         for concurrency in (1, 4, 8):
             figures[concurrency] = asyncio.run(_tokens_per_s(server.base_url, concurrency))
     ceiling = bare_batched_tokens_per_s(sequences=8, tokens=MAX_TOKENS)
+    single = bare_batched_tokens_per_s(sequences=1, tokens=MAX_TOKENS)
     for concurrency, value in figures.items():
         print(f"throughput_tokens_per_s_c{concurrency} {value:.1f}")
     print(f"throughput_bare_llama_batched_8_tokens_per_s {ceiling:.1f}")
+    print(f"throughput_bare_llama_single_tokens_per_s {single:.1f}")
+    print(f"throughput_bare_batched_8_over_single {ceiling / single:.2f}")
     print(f"throughput_c8_over_c1 {figures[8] / figures[1]:.2f}")
     print(f"throughput_c8_over_bare {figures[8] / ceiling:.2f}")
     print(f"load_average_after {load_average()}")
