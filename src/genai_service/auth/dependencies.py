@@ -4,11 +4,11 @@ Guards, from the most to the least permissive:
 - `CurrentUser`: any caller; without credentials, the anonymous user when anonymous mode is on.
 - `SignedInUser` / `SignedInPrincipal`: a real account (the anonymous user gets 401).
 - `AdminUser`: a signed-in admin (others get 403).
-Credentials that are present but invalid are always 401, never a fallback to anonymous; only
-the literal `Bearer anonymous` (see `ANONYMOUS_CREDENTIAL`) counts as sending none.
 - `ModelCaller`: the `CurrentUser` guard for routes that run a model. It checks the credential
   in a short session of its own, so the request holds no database connection while the model
   works (a generation can take minutes; a pool of connections is small).
+Credentials that are present but invalid are always 401, never a fallback to anonymous; only
+the literal `Bearer anonymous` (see `ANONYMOUS_CREDENTIAL`) counts as sending none.
 
 The guards are `async def` although most never await: FastAPI runs plain `def` dependencies
 on its thread pool, a hop per dependency and request that the busiest routes cannot afford.
