@@ -59,8 +59,10 @@ pytest: install-dev system-deps
 
 test: lint typecheck pytest
 
+# One after another: each compares two things in one run and prints one figure per line.
+BENCHMARKS := event_loop throughput embeddings ingestion search
 bench: install-dev
-	$(BIN)/python -m bench.run_all
+	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from bench.http_load import genai_server, naive_server, percentile
+from bench.http_load import genai_server, load_average, naive_server, percentile
 
 STREAMS = 8
 MAX_TOKENS = 128
@@ -51,6 +51,7 @@ async def _measure(base_url: str, path: str, body: dict[str, object]) -> list[fl
 
 
 def main() -> None:
+    print(f"load_average_before {load_average()}")
     ours_body: dict[str, object] = {
         "messages": [{"role": "user", "content": PROMPT}],
         "max_tokens": MAX_TOKENS,
@@ -69,6 +70,7 @@ def main() -> None:
     print(f"event_loop_probes_naive {len(naive)}")
     print(f"event_loop_healthz_p50_ms_naive {percentile(naive, 50):.1f}")
     print(f"event_loop_healthz_p99_ms_naive {percentile(naive, 99):.1f}")
+    print(f"load_average_after {load_average()}")
 
 
 if __name__ == "__main__":

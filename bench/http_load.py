@@ -17,6 +17,12 @@ import httpx
 from tests.live_server import LiveServer, free_port
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: the machine is shared, so every run reports them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -1,31 +1,31 @@
 """The ceiling for local generation: a bare llama.cpp batched decode loop, no HTTP, no scheduler.
 
-Same model, same context layout (one KV stream per sequence) and greedy sampling as the engine,
-but the sequences are prefilled up front and then decoded in lock-step, `tokens` steps each,
-ignoring end-of-generation. Only the decode steps are timed.
+It decodes in a context built exactly as the engine builds its own (`open_decode_context` with
+the same `LocalChatSettings`: n_ctx per sequence, n_seq_max, n_batch, threads, one KV stream
+per sequence), with the engine's prompts (chat template applied) and its sampler chain
+(temperature, seeded draw). What it leaves out is everything the service adds: the scheduler,
+HTTP, JSON, token-to-text, and other requests arriving. The sequences are prefilled together
+in one batch, then decoded in lock-step, `tokens` steps each, ignoring end-of-generation;
+prefill and decode are both timed, as they are in a request.
 Run: `python -m bench.llama_ceiling`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import math
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import cast
 
 import llama_cpp
 from loguru import logger
 
-from genai_service.inference.base import ChatMessage
+from genai_service.inference.base import ChatMessage, SamplingParams
 from genai_service.inference.local.chat_template import ChatTemplate
-from genai_service.inference.local.engine import available_cores
+from genai_service.inference.local.decode_context import DecodeContext, open_decode_context
 from genai_service.inference.local.model_file import resolve_model_path
 from genai_service.inference.local.native import free_model, load_model
+from genai_service.inference.local.sequence import build_sampler
 from genai_service.inference.local.vocabulary import Vocabulary
+from genai_service.settings import LocalChatSettings
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper.",
@@ -33,87 +33,60 @@ PROMPTS = [
     "Describe a walk through an old city at night.",
     "List many facts about the ocean and explain each.",
 ]
+TEMPERATURE = 0.8
 
 
-@contextmanager
-def _context(
-    model: llama_cpp.llama_model_p, sequences: int, window: int, threads: int
-) -> Iterator[llama_cpp.llama_context_p]:
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = window * sequences
-    params.n_seq_max = sequences
-    params.kv_unified = False
-    params.n_batch = params.n_ubatch = window
-    params.n_threads = params.n_threads_batch = threads
-    params.no_perf = True
-    context: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(model, params)
-    if context is None:
-        raise RuntimeError("llama.cpp could not create a context")
-    try:
-        yield context
-    finally:
-        llama_cpp.llama_free(context)
-
-
-def _fill(batch: llama_cpp.llama_batch, entries: list[tuple[int, int, int, bool]]) -> None:
-    """Put (token, position, sequence, wants_logits) entries into `batch`."""
-    batch.n_tokens = len(entries)
-    for index, (token, position, sequence, logits) in enumerate(entries):
-        batch.token[index] = token
-        # llama-cpp-python types `pos` as a 2-D array; in llama.h it is `llama_pos *`.
-        cast("ctypes.Array[ctypes.c_int32]", batch.pos)[index] = position
-        batch.n_seq_id[index] = 1
-        batch.seq_id[index][0] = sequence
-        batch.logits[index] = 1 if logits else 0
-
-
-def _decode(context: llama_cpp.llama_context_p, batch: llama_cpp.llama_batch) -> None:
-    status: int = llama_cpp.llama_decode(context, batch)
+def _check(status: int) -> None:
     if status != 0:
         raise RuntimeError(f"llama_decode failed with status {status}")
 
 
-def _decode_tokens_per_s(
-    model: llama_cpp.llama_model_p, prompts: list[list[int]], tokens: int, threads: int
-) -> float:
-    sequences = len(prompts)
-    samplers = []
-    for _ in range(sequences):
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        samplers.append(chain)
-    # A window of whole 256-token pages that holds the longest prompt and the reply.
-    window = 256 * math.ceil((max(map(len, prompts)) + tokens + 1) / 256)
-    batch: llama_cpp.llama_batch = llama_cpp.llama_batch_init(max(window, sequences), 0, 1)
+def _generate(decoder: DecodeContext, prompts: list[list[int]], tokens: int) -> float:
+    """Tokens/s of generating `tokens` tokens for each prompt, prefill included."""
+    samplers = [
+        build_sampler(SamplingParams(temperature=TEMPERATURE, seed=index))
+        for index in range(len(prompts))
+    ]
     try:
-        with _context(model, sequences, window, threads) as context:
-            last: list[int] = []
-            positions: list[int] = []
-            for sequence, prompt in enumerate(prompts):  # prefill, not timed
-                _fill(
-                    batch,
-                    [(t, i, sequence, i == len(prompt) - 1) for i, t in enumerate(prompt)],
-                )
-                _decode(context, batch)
-                last.append(llama_cpp.llama_sampler_sample(samplers[sequence], context, -1))
-                positions.append(len(prompt))
-            started = time.perf_counter()
-            for _ in range(tokens):
-                _fill(batch, [(last[s], positions[s], s, True) for s in range(sequences)])
-                _decode(context, batch)
-                for s in range(sequences):
-                    last[s] = llama_cpp.llama_sampler_sample(samplers[s], context, s)
-                    positions[s] += 1
-            elapsed = time.perf_counter() - started
+        for slot in range(len(prompts)):
+            decoder.clear(slot)
+        started = time.perf_counter()
+        decoder.batch.n_tokens = 0
+        last_index: list[int] = []
+        for slot, prompt in enumerate(prompts):
+            for position, token in enumerate(prompt):
+                decoder.add(token, position, slot, logits=position == len(prompt) - 1)
+            last_index.append(decoder.batch.n_tokens - 1)
+        _check(decoder.decode())
+        last = [
+            llama_cpp.llama_sampler_sample(samplers[slot], decoder.context, last_index[slot])
+            for slot in range(len(prompts))
+        ]
+        positions = [len(prompt) for prompt in prompts]
+        for _ in range(tokens - 1):
+            decoder.batch.n_tokens = 0
+            for slot in range(len(prompts)):
+                decoder.add(last[slot], positions[slot], slot)
+                positions[slot] += 1
+            _check(decoder.decode())
+            for slot in range(len(prompts)):
+                last[slot] = llama_cpp.llama_sampler_sample(samplers[slot], decoder.context, slot)
+        elapsed = time.perf_counter() - started
     finally:
-        llama_cpp.llama_batch_free(batch)
-        for chain in samplers:
-            llama_cpp.llama_sampler_free(chain)
-    return sequences * tokens / elapsed
+        for sampler in samplers:
+            llama_cpp.llama_sampler_free(sampler)
+    return len(prompts) * tokens / elapsed
 
 
-def _measure(sequences: int, tokens: int, model_path: Path | None, threads: int | None) -> float:
-    model = load_model(resolve_model_path(model_path))
+def bare_batched_tokens_per_s(
+    sequences: int = 8,
+    tokens: int = 128,
+    settings: LocalChatSettings | None = None,
+    rounds: int = 3,
+) -> float:
+    """Best of `rounds`: generated tokens/s of `sequences` sequences decoded together."""
+    settings = settings or LocalChatSettings()
+    model = load_model(resolve_model_path(settings.model_path))
     try:
         vocabulary = Vocabulary(model)
         template = ChatTemplate.from_model(model, vocabulary)
@@ -121,33 +94,22 @@ def _measure(sequences: int, tokens: int, model_path: Path | None, threads: int 
             vocabulary.tokenize(template.render([ChatMessage("user", PROMPTS[i % len(PROMPTS)])]))
             for i in range(sequences)
         ]
-        return _decode_tokens_per_s(model, prompts, tokens, threads or available_cores())
+        decoder = open_decode_context(model, settings)
+        try:
+            _generate(decoder, prompts, 16)  # warm-up: page the weights in
+            return max(_generate(decoder, prompts, tokens) for _ in range(rounds))
+        finally:
+            decoder.close()
     finally:
         free_model(model)
-
-
-def bare_batched_tokens_per_s(
-    sequences: int = 8,
-    tokens: int = 128,
-    model_path: Path | None = None,
-    threads: int | None = None,
-) -> float:
-    """Generated tokens/s of `sequences` sequences decoded together, `tokens` steps each."""
-    return _measure(sequences, tokens, model_path, threads)
-
-
-def bare_single_sequence_tokens_per_s(
-    tokens: int = 128, model_path: Path | None = None, threads: int | None = None
-) -> float:
-    return _measure(1, tokens, model_path, threads)
 
 
 def main() -> None:
     logger.remove()  # llama.cpp's load chatter is routed to loguru at debug level
     logger.add(sys.stderr, level="WARNING")
-    bare_single_sequence_tokens_per_s(tokens=16)  # warm-up: page the weights in
-    print(f"bare_batched_decode_tokens_per_s {bare_batched_tokens_per_s(8, 128):.1f}")
-    print(f"bare_single_sequence_tokens_per_s {bare_single_sequence_tokens_per_s(128):.1f}")
+    settings = LocalChatSettings()
+    print(f"bare_batched_8_tokens_per_s {bare_batched_tokens_per_s(8, 128, settings):.1f}")
+    print(f"bare_single_sequence_tokens_per_s {bare_batched_tokens_per_s(1, 128, settings):.1f}")
 
 
 if __name__ == "__main__":

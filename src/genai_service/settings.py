@@ -47,6 +47,7 @@ class LocalChatSettings(BaseModel):
     """Sequences decoded together in one batch (continuous batching)."""
     n_batch: Annotated[int, Field(ge=32)] = 512
     n_threads: Annotated[int, Field(ge=1)] | None = None
+    """llama.cpp threads; default: every core but one (see `decode_context.default_threads`)."""
     max_queue: Annotated[int, Field(ge=0)] = 64
     """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
     request_timeout: Annotated[float, Field(gt=0)] = 300.0

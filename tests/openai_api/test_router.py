@@ -110,7 +110,9 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
         "/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert "error" in response.json()
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] is None
 
 
 async def test_embeddings_float_and_base64(client: httpx.AsyncClient) -> None:

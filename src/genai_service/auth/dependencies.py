@@ -4,8 +4,14 @@ Guards, from the most to the least permissive:
 - `CurrentUser`: any caller; without credentials, the anonymous user when anonymous mode is on.
 - `SignedInUser` / `SignedInPrincipal`: a real account (the anonymous user gets 401).
 - `AdminUser`: a signed-in admin (others get 403).
+- `ModelCaller`: the `CurrentUser` guard for routes that run a model. It checks the credential
+  in a short session of its own, so the request holds no database connection while the model
+  works (a generation can take minutes; a pool of connections is small).
 Credentials that are present but invalid are always 401, never a fallback to anonymous; only
 the literal `Bearer anonymous` (see `ANONYMOUS_CREDENTIAL`) counts as sending none.
+
+The guards are `async def` although most never await: FastAPI runs plain `def` dependencies
+on its thread pool, a hop per dependency and request that the busiest routes cannot afford.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from genai_service.auth.tokens import AccessTokenCodec
 from genai_service.kit.db import SessionDep
 from genai_service.kit.errors import AppError, Forbidden
 from genai_service.models.user import User
-from genai_service.settings import Settings, SettingsDep
+from genai_service.settings import Settings
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 - a path, not a secret
 ANONYMOUS_CREDENTIAL = "anonymous"
@@ -52,7 +58,7 @@ def access_token_codec(settings: Settings) -> AccessTokenCodec:
     )
 
 
-def bearer_credential(
+async def bearer_credential(
     request: Request,
     _token: Annotated[str | None, Security(oauth2_scheme)],
     _key: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
@@ -68,11 +74,17 @@ def bearer_credential(
     return credential
 
 
-async def get_principal(
-    session: SessionDep,
-    settings: SettingsDep,
-    credential: Annotated[str | None, Depends(bearer_credential)],
-) -> Principal:
+async def _settings_of(request: Request) -> Settings:
+    """The app's settings, like `SettingsDep`, without a thread-pool hop."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings_of)]
+Credential = Annotated[str | None, Depends(bearer_credential)]
+
+
+async def _verify(session: AsyncSession, settings: Settings, credential: str | None) -> Principal:
     verifier = CredentialVerifier(session, access_token_codec(settings))
     if credential is not None and credential != ANONYMOUS_CREDENTIAL:
         return await verifier.verify(credential)
@@ -81,17 +93,43 @@ async def get_principal(
     raise AuthenticationRequired()
 
 
+async def get_principal(
+    session: SessionDep, settings: AppSettings, credential: Credential
+) -> Principal:
+    return await _verify(session, settings, credential)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_current_user(principal: CurrentPrincipal) -> User:
+async def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_signed_in_principal(principal: CurrentPrincipal) -> Principal:
+async def get_model_caller(request: Request, settings: AppSettings, credential: Credential) -> User:
+    """Who calls a model route, checked in its own session, committed and closed at once.
+
+    Verifying can write (an API key's `last_used_at`), so the session commits like `SessionDep`
+    does; the user comes back detached, with its columns loaded.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            principal = await _verify(session, settings, credential)
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+    return principal.user
+
+
+ModelCaller = Annotated[User, Depends(get_model_caller)]
+
+
+async def get_signed_in_principal(principal: CurrentPrincipal) -> Principal:
     if principal.is_anonymous:
         raise AuthenticationRequired(
             "Sign in to use this endpoint; anonymous access is not enough."
@@ -102,14 +140,14 @@ def get_signed_in_principal(principal: CurrentPrincipal) -> Principal:
 SignedInPrincipal = Annotated[Principal, Depends(get_signed_in_principal)]
 
 
-def get_signed_in_user(principal: SignedInPrincipal) -> User:
+async def get_signed_in_user(principal: SignedInPrincipal) -> User:
     return principal.user
 
 
 SignedInUser = Annotated[User, Depends(get_signed_in_user)]
 
 
-def get_admin_user(user: SignedInUser) -> User:
+async def get_admin_user(user: SignedInUser) -> User:
     if not user.is_admin:
         raise Forbidden("This endpoint is for admins.")
     return user
@@ -118,7 +156,7 @@ def get_admin_user(user: SignedInUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
-def get_login_throttle(request: Request) -> LoginThrottle:
+async def get_login_throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.app.state.login_throttle
     return throttle
 
@@ -161,14 +199,14 @@ def _auth_service(
     )
 
 
-def get_auth_service(
-    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+async def get_auth_service(
+    session: SessionDep, settings: AppSettings, throttle: LoginThrottleDep
 ) -> AuthService:
     return _auth_service(session, settings, throttle)
 
 
-def get_refresh_auth_service(
-    session: RefreshSessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+async def get_refresh_auth_service(
+    session: RefreshSessionDep, settings: AppSettings, throttle: LoginThrottleDep
 ) -> AuthService:
     return _auth_service(session, settings, throttle)
 

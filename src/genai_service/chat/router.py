@@ -5,19 +5,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from genai_service.auth.dependencies import get_current_user
+from genai_service.auth.dependencies import get_model_caller
 from genai_service.chat.service import ChatService
 from genai_service.inference.dependencies import ModelsDep
 
-# Any caller, the anonymous user included when anonymous mode is on.
-router = APIRouter(tags=["chat"], dependencies=[Depends(get_current_user)])
+# Any caller, the anonymous user included when anonymous mode is on; checked before the model
+# runs, in a session that is closed by then.
+router = APIRouter(tags=["chat"], dependencies=[Depends(get_model_caller)])
 
 
 class Statement(BaseModel):
     statement: str
 
 
-def get_chat_service(models: ModelsDep) -> ChatService:
+async def get_chat_service(models: ModelsDep) -> ChatService:
     return ChatService(models)
 
 

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from genai_service.inference.registry import ModelRegistry
 
 
-def get_models(request: Request) -> ModelRegistry:
+async def get_models(request: Request) -> ModelRegistry:
     models: ModelRegistry = request.app.state.models
     return models
 

@@ -17,6 +17,8 @@ from genai_service.kit.request_context import REQUEST_ID_HEADER, request_id_of
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:genai-service:problem:"
 OPENAI_PATH_PREFIX = "/v1"
+JSON_INVALID = "json_invalid"
+"""The validation error type of a request body that is not valid JSON."""
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -90,7 +92,14 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _field_name(loc: tuple[int | str, ...]) -> str:
+def _field_name(loc: tuple[int | str, ...], error_type: str) -> str:
+    """The dotted path of the invalid field; "" when the body is not JSON at all.
+
+    For a body that does not parse, the location holds the character position of the JSON
+    error, which is no field name.
+    """
+    if error_type == JSON_INVALID:
+        return ""
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
@@ -101,7 +110,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": _field_name(tuple(error["loc"])),
+            "field": _field_name(tuple(error["loc"]), error["type"]),
             "location": str(error["loc"][0]) if error["loc"] else "body",
             "message": error["msg"],
             "type": error["type"],
@@ -118,7 +127,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         slug="validation-failed",
         detail=summary or "The request is not valid.",
         extra={"errors": errors},
-        param=errors[0]["field"] if errors else None,
+        param=(errors[0]["field"] or None) if errors else None,
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-from genai_service.auth.dependencies import get_current_user
+from genai_service.auth.dependencies import get_model_caller
 from genai_service.inference.dependencies import ModelsDep
 from genai_service.openai_api.schemas import (
     ChatCompletion,
@@ -19,14 +19,15 @@ from genai_service.openai_api.schemas import (
 from genai_service.openai_api.service import OpenAIService
 
 # Any caller, the anonymous user included when anonymous mode is on; an API key works as
-# `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does.
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_current_user)])
+# `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does. The caller is checked
+# before the model runs, in a session that is closed by then.
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_model_caller)])
 
 STREAM_DONE = format_sse_event(data_str="[DONE]")
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def get_openai_service(models: ModelsDep) -> OpenAIService:
+async def get_openai_service(models: ModelsDep) -> OpenAIService:
     return OpenAIService(models)
 
 

@@ -45,6 +45,8 @@ class MicroBatcher:
         self._queued_texts = 0
         self._arrival = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.encode_calls = 0
+        """`encode` calls made so far: fewer than `embed` calls when batching works."""
 
     @property
     def running(self) -> bool:
@@ -91,6 +93,7 @@ class MicroBatcher:
             if not batch:
                 continue
             texts = [text for request in batch for text in request.texts]
+            self.encode_calls += 1
             try:
                 vectors = await loop.run_in_executor(self._executor, self._encode, texts)
             except asyncio.CancelledError:

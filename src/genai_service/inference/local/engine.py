@@ -4,25 +4,19 @@ Every round it retires cancelled sequences, admits waiting requests into free se
 and makes one `llama_decode` call over a shared batch: one token for each sequence that is
 generating, then prompt chunks of sequences still being prefilled, up to `n_batch` tokens.
 A sequence that finishes or is cancelled leaves at once and its KV-cache slot is cleared.
-
-The KV cache is not unified: each sequence slot has its own stream of `n_ctx` cells. That gives
-every request its full window whatever the others do, and makes a sequence's logits independent
-of what else is in the batch, so a seeded generation is the same alone or beside others.
+The context and its KV-cache layout: `decode_context`.
 """
 
 from __future__ import annotations
 
-import ctypes
+import heapq
 import math
-import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
-import llama_cpp
 from loguru import logger
 
 from genai_service.inference.base import (
@@ -32,6 +26,7 @@ from genai_service.inference.base import (
     ProviderError,
     Usage,
 )
+from genai_service.inference.local.decode_context import DecodeContext, open_decode_context
 from genai_service.inference.local.job import Failed, Finished, GenerationJob
 from genai_service.inference.local.native import free_model, load_model
 from genai_service.inference.local.sequence import ActiveSequence
@@ -54,20 +49,16 @@ class EngineStats:
     generated_tokens: int
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class LlamaEngine:
     def __init__(self, settings: LocalChatSettings, model_path: Path) -> None:
         self._settings = settings
         self._model_path = model_path
-        self._capacity = max(settings.n_batch, settings.n_seq_max)
         self._cond = threading.Condition()
         # Guarded by _cond:
         self._pending: deque[GenerationJob] = deque()
         self._cancelled: set[GenerationJob] = set()
-        self._free_slots = list(range(settings.n_seq_max - 1, -1, -1))
+        self._free_slots = list(range(settings.n_seq_max))
+        """A heap: the lowest free slot is taken first, so busy slots stay a compact range."""
         self._running = False
         self._closing = False
         self._decode_steps = 0
@@ -112,44 +103,14 @@ class LlamaEngine:
         self._thread.start()
 
     def _create_context(self) -> None:
-        settings = self._settings
-        threads = settings.n_threads or available_cores()
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = settings.n_ctx * settings.n_seq_max
-        params.n_seq_max = settings.n_seq_max
-        params.kv_unified = False
-        params.n_batch = self._capacity
-        params.n_ubatch = self._capacity
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.no_perf = True
-        context: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(
-            self._model, params
-        )
-        if context is None:
-            raise ProviderError("llama.cpp could not create a context for the chat model")
-        memory: llama_cpp.llama_memory_t | None = llama_cpp.llama_get_memory(context)
-        if memory is None:
-            llama_cpp.llama_free(context)
-            raise ProviderError("the chat model has no KV cache")
-        self._context = context
-        self._memory = memory
-        self._batch: llama_cpp.llama_batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
-        per_sequence: int = llama_cpp.llama_n_ctx_seq(context)
-        self._context_window = min(settings.n_ctx, per_sequence)
-        trained: int = llama_cpp.llama_model_n_ctx_train(self._model)
-        if self._context_window > trained:
-            logger.warning(
-                "n_ctx {} is beyond the {} tokens the model was trained on",
-                self._context_window,
-                trained,
-            )
+        self._decoder: DecodeContext = open_decode_context(self._model, self._settings)
+        self._context_window = self._decoder.window
         logger.info(
             "llama.cpp engine: {} sequences x {} tokens, batch {}, {} threads",
-            settings.n_seq_max,
-            self._context_window,
-            self._capacity,
-            threads,
+            self._settings.n_seq_max,
+            self._decoder.window,
+            self._decoder.capacity,
+            self._decoder.threads,
         )
 
     def submit(self, job: GenerationJob) -> None:
@@ -190,8 +151,7 @@ class LlamaEngine:
             return
         self._thread.join()
         self._thread = None
-        llama_cpp.llama_batch_free(self._batch)
-        llama_cpp.llama_free(self._context)
+        self._decoder.close()
         free_model(self._model)
 
     def _run(self) -> None:
@@ -214,41 +174,44 @@ class LlamaEngine:
             cancelled, self._cancelled = self._cancelled, set()
             admitted: list[tuple[GenerationJob, int]] = []
             while self._pending and self._free_slots:
-                admitted.append((self._pending.popleft(), self._free_slots.pop()))
+                admitted.append((self._pending.popleft(), heapq.heappop(self._free_slots)))
         for sequence in [s for s in self._active.values() if s.job in cancelled]:
             self._retire(sequence, None)
         for job, slot in admitted:
-            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            self._decoder.clear(slot)
             self._active[slot] = ActiveSequence(job, slot, self._vocabulary)
         return True
 
     def _step(self) -> None:
         if not self._active:
             return
-        batch = self._batch
+        decoder = self._decoder
+        batch = decoder.batch
         batch.n_tokens = 0
-        budget = self._capacity
+        # Every generating sequence gets its next token; prompts share what is left of the batch.
+        budget = decoder.capacity - sum(not s.prefilling for s in self._active.values())
         outputs: list[tuple[ActiveSequence, int]] = []
-        decoding = [s for s in self._active.values() if not s.prefilling]
-        prefilling = [s for s in self._active.values() if s.prefilling]
-        for sequence in decoding:
-            index = self._add(sequence.last_token, sequence.last_position, sequence.slot)
-            outputs.append((sequence, index))
-            budget -= 1
-        participants = list(decoding)
-        for sequence in prefilling:
+        participants: list[ActiveSequence] = []
+        # In slot order: see `decode_context` on how llama.cpp splits a batch.
+        for slot in sorted(self._active):
+            sequence = self._active[slot]
+            if not sequence.prefilling:
+                index = decoder.add(sequence.last_token, sequence.last_position, slot)
+                outputs.append((sequence, index))
+                participants.append(sequence)
+                continue
             if budget == 0:
-                break
+                continue
             start, chunk = sequence.take_prompt_chunk(budget)
             for offset, token in enumerate(chunk):
-                self._add(token, start + offset, sequence.slot, logits=False)
+                decoder.add(token, start + offset, slot, logits=False)
             budget -= len(chunk)
             participants.append(sequence)
             if not sequence.prefilling:
                 last = batch.n_tokens - 1
                 batch.logits[last] = 1
                 outputs.append((sequence, last))
-        status: int = llama_cpp.llama_decode(self._context, batch)
+        status = decoder.decode()
         if status != 0:
             failure = ProviderError(f"llama.cpp failed to decode a batch (status {status})")
             for sequence in participants:
@@ -258,7 +221,7 @@ class LlamaEngine:
         leaving: list[tuple[ActiveSequence, FinishReason | None]] = []
         for sequence, index in outputs:
             before = sequence.generated
-            reason = sequence.sample(self._context, index)
+            reason = sequence.sample(decoder.context, index)
             generated += sequence.generated - before
             if reason is not None or not sequence.listening:
                 leaving.append((sequence, reason))
@@ -268,18 +231,6 @@ class LlamaEngine:
         for sequence, reason in leaving:
             self._retire(sequence, reason)
 
-    def _add(self, token: int, position: int, slot: int, *, logits: bool = True) -> int:
-        batch = self._batch
-        index = batch.n_tokens
-        batch.token[index] = token
-        # llama-cpp-python types `pos` as a 2-D array; in llama.h it is `llama_pos *`.
-        cast("ctypes.Array[ctypes.c_int32]", batch.pos)[index] = position
-        batch.n_seq_id[index] = 1
-        batch.seq_id[index][0] = slot
-        batch.logits[index] = 1 if logits else 0
-        batch.n_tokens = index + 1
-        return index
-
     def _retire(
         self,
         sequence: ActiveSequence,
@@ -287,12 +238,12 @@ class LlamaEngine:
         error: AppError | None = None,
     ) -> None:
         """Free the slot; tell the consumer why, unless it cancelled (`reason` and `error` None)."""
-        llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+        self._decoder.clear(sequence.slot)
         sequence.free()
         del self._active[sequence.slot]
         duration = time.monotonic() - sequence.admitted_at
         with self._cond:
-            self._free_slots.append(sequence.slot)
+            heapq.heappush(self._free_slots, sequence.slot)
             self._mean_duration_s += _DURATION_SMOOTHING * (duration - self._mean_duration_s)
         if error is not None:
             sequence.fail(error)
