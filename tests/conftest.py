@@ -67,6 +67,19 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     return Settings(_env_file=None, **values)
 
 
+def second_process(settings: Settings) -> Settings:
+    """Settings for a second app beside the first, on the same database and secret.
+
+    An embedded Qdrant folder belongs to one process at a time, so the second app gets a folder
+    of its own and leaves ingestion to the first.
+    """
+    vectors = settings.vectors.model_copy(
+        update={"local_path": settings.data_dir / f"qdrant-{uuid.uuid4().hex}"}
+    )
+    documents = settings.documents.model_copy(update={"run_ingestion": False})
+    return settings.model_copy(update={"vectors": vectors, "documents": documents})
+
+
 def make_fake_models() -> ModelRegistry:
     return ModelRegistry(
         chat={FAKE_CHAT_MODEL: ScriptedChatModel()},

@@ -31,7 +31,13 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from genai_service.app import create_app
 from genai_service.models.user import Role
 from genai_service.settings import Settings
-from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, client_for, make_fake_models
+from tests.conftest import (
+    FAKE_CHAT_MODEL,
+    FAKE_EMBEDDING_MODEL,
+    client_for,
+    make_fake_models,
+    second_process,
+)
 from tests.documents.samples import wait_for_final
 from tests.identity import (
     PASSWORD,
@@ -373,12 +379,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 async def anonymous_on_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    """A second app on the same database (and secret), with anonymous mode on. It has a vector
-    folder of its own (an embedded Qdrant folder belongs to one process) and leaves ingestion to
-    the first app."""
-    settings = settings_with_auth(tmp_path, database_url, allow_anonymous=True)
-    settings.vectors.local_path = tmp_path / "qdrant-anonymous-on"
-    settings.documents.run_ingestion = False
+    """A second app on the same database (and secret), with anonymous mode on."""
+    settings = second_process(settings_with_auth(tmp_path, database_url, allow_anonymous=True))
     app = create_app(settings, models=make_fake_models())
     async with LifespanManager(app, startup_timeout=60):
         await app.state.models.start()

@@ -19,6 +19,7 @@ from genai_service.models.conversation import (
     MessageRole,
 )
 from genai_service.settings import Settings
+from tests.conftest import second_process
 from tests.conversations.support import (
     FAILING_CHAT_MODEL,
     LONG_REPLY,
@@ -271,7 +272,7 @@ async def test_a_restarted_server_fails_stale_generations(
                 deadline_at=utcnow() - timedelta(hours=1),
             )
         )
-    async for restarted in started_app(settings):
+    async for restarted in started_app(second_process(settings)):
         for _ in range(200):
             async with restarted.state.sessionmaker() as session:
                 row = (await session.execute(select(Generation))).scalar_one()

@@ -137,7 +137,9 @@ async def test_a_killed_worker_is_replaced_and_the_document_is_indexed_once(
         f"Paragraph {n}: the river carries silt from the mountains to the delta, year after year."
         for n in range(90)
     )
-    async with LifespanManager(server, startup_timeout=120), client_for(server) as client:
+    # The embedding model may still be loading when the upload is done: give shutdown time.
+    lifespan = LifespanManager(server, startup_timeout=120, shutdown_timeout=120)
+    async with lifespan, client_for(server) as client:
         response = await upload(client, None, long_text.encode(), "river.txt")
         assert response.status_code == 202
     document_id = uuid.UUID(response.json()["id"])

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from genai_service.settings import Settings
-from tests.conftest import client_for
+from tests.conftest import client_for, second_process
 from tests.conversations.support import (
     LONG_REPLY,
     SLOW_CHAT_MODEL,
@@ -211,7 +211,7 @@ async def test_shutdown_stores_running_replies_as_cancelled(
     settings: Settings, alice: Account
 ) -> None:
     """Stopping the server cancels what runs; the partial replies are stored before it exits."""
-    async for app in started_app(settings):
+    async for app in started_app(second_process(settings)):
         async with client_for(app) as http:
             account = await new_account(app, http, "alice")
             conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
