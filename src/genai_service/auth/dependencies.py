@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from genai_service.auth.credentials import CredentialVerifier, Principal
 from genai_service.auth.errors import AuthenticationRequired, InvalidCredentials
@@ -109,21 +110,25 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-async def get_model_caller(request: Request, settings: AppSettings, credential: Credential) -> User:
-    """Who calls a model route, checked in its own session, committed and closed at once.
+async def verify_outside_request_session(
+    connection: HTTPConnection, credential: str | None
+) -> User:
+    """The user `credential` stands for, checked in a short session committed and closed at once.
 
-    Verifying can write (an API key's `last_used_at`), so the session commits like `SessionDep`
-    does; the user comes back detached, with its columns loaded.
+    For requests that outlast their database work (a generation can take minutes) and for
+    WebSockets: they hold no connection while they wait. Verifying can write (an API key's
+    `last_used_at`), hence the commit; the user comes back detached, with its columns loaded.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            principal = await _verify(session, settings, credential)
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    settings: Settings = connection.app.state.settings
+    sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
+    async with sessionmaker.begin() as session:
+        principal = await _verify(session, settings, credential)
     return principal.user
+
+
+async def get_model_caller(request: Request, credential: Credential) -> User:
+    """Who calls a route that runs a model, checked outside the request's session."""
+    return await verify_outside_request_session(request, credential)
 
 
 ModelCaller = Annotated[User, Depends(get_model_caller)]

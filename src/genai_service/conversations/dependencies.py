@@ -1,8 +1,8 @@
-"""Services of the conversations domain, and the caller of endpoints that outlast a request.
+"""Services of the conversations domain.
 
-A turn or a cancel waits for the generation runner, which writes with its own session. Their
-caller is therefore resolved in a short session committed at once (recording an API key's use),
-so the request holds no database transaction while it waits.
+A turn or a cancel waits for the generation runner, which writes with its own session: those
+routes take their caller from `auth.dependencies.ModelCaller`, checked outside the request's
+session, so the request holds no database transaction while it waits.
 """
 
 from __future__ import annotations
@@ -10,16 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from genai_service.auth.credentials import CredentialVerifier
-from genai_service.auth.dependencies import (
-    ANONYMOUS_CREDENTIAL,
-    access_token_codec,
-    bearer_credential,
-)
-from genai_service.auth.errors import AuthenticationRequired
 from genai_service.conversations.service import ConversationService
 from genai_service.conversations.turns import TurnService
 from genai_service.generations.dependencies import (
@@ -29,38 +21,8 @@ from genai_service.generations.dependencies import (
 )
 from genai_service.inference.dependencies import ModelsDep
 from genai_service.kit.db import SessionDep
-from genai_service.models.user import User
 from genai_service.retrieval.sources import SourceRetriever
 from genai_service.settings import Settings
-
-
-async def authenticate(connection: HTTPConnection, credential: str | None) -> User:
-    """The user a credential stands for (the anonymous user without one, in anonymous mode).
-
-    Same rules as `auth.dependencies.CurrentUser`; every failure is 401.
-    """
-    settings: Settings = connection.app.state.settings
-    sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
-    async with sessionmaker.begin() as session:
-        verifier = CredentialVerifier(session, access_token_codec(settings))
-        if credential is not None and credential != ANONYMOUS_CREDENTIAL:
-            principal = await verifier.verify(credential)
-        elif settings.allows_anonymous:
-            principal = await verifier.anonymous()
-        else:
-            raise AuthenticationRequired()
-    return principal.user
-
-
-async def get_waiting_user(
-    connection: HTTPConnection,
-    credential: Annotated[str | None, Depends(bearer_credential)],
-) -> User:
-    return await authenticate(connection, credential)
-
-
-WaitingUser = Annotated[User, Depends(get_waiting_user)]
-"""`CurrentUser` for endpoints that wait for a generation."""
 
 
 def get_source_retriever(connection: HTTPConnection) -> SourceRetriever | None:

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.sse import EventSourceResponse
 
-from genai_service.auth.dependencies import CurrentUser
+from genai_service.auth.dependencies import CurrentUser, ModelCaller
 from genai_service.conversations.dependencies import (
     ConversationServiceDep,
     TurnServiceDep,
-    WaitingUser,
 )
 from genai_service.conversations.schemas import (
     ConversationCreate,
@@ -109,7 +108,7 @@ async def list_messages(
 async def send_message(
     conversation_id: uuid.UUID,
     body: TurnCreate,
-    user: WaitingUser,
+    user: ModelCaller,
     turns: TurnServiceDep,
     events: EventLogDep,
     settings: SettingsDep,

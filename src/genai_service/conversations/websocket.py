@@ -18,7 +18,8 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 from loguru import logger
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from genai_service.conversations.dependencies import authenticate, turn_service_for
+from genai_service.auth.dependencies import verify_outside_request_session
+from genai_service.conversations.dependencies import turn_service_for
 from genai_service.conversations.schemas import DocumentsField, TurnCreate
 from genai_service.conversations.turns import TurnService
 from genai_service.generations.events import GenerationEvent
@@ -148,7 +149,7 @@ async def conversation_websocket(
 ) -> None:
     await websocket.accept()
     try:
-        user = await authenticate(websocket, token)
+        user = await verify_outside_request_session(websocket, token)
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.detail[:120])
         return

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.sse import EventSourceResponse
 
-from genai_service.auth.dependencies import CurrentUser
-from genai_service.conversations.dependencies import WaitingUser
+from genai_service.auth.dependencies import CurrentUser, ModelCaller
 from genai_service.generations.dependencies import GenerationServiceDep
 from genai_service.generations.schemas import GenerationRead
 from genai_service.generations.sse import NO_BUFFERING, sse_stream
@@ -52,7 +51,7 @@ async def follow_generation(
 
 @router.post("/{generation_id}/cancel", responses={404: {}, 409: {}})
 async def cancel_generation(
-    generation_id: uuid.UUID, user: WaitingUser, service: GenerationServiceDep
+    generation_id: uuid.UUID, user: ModelCaller, service: GenerationServiceDep
 ) -> GenerationRead:
     """Stop a running generation; its partial reply is stored with `status: cancelled`."""
     return GenerationRead.model_validate(await service.cancel(user, generation_id))
