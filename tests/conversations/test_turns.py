@@ -218,6 +218,25 @@ async def test_a_message_too_long_for_the_model_is_refused(
     assert await messages_of(client, alice, conversation["id"]) == []
 
 
+async def add_stale_generation(app: FastAPI, conversation_id: str, owner: Account) -> None:
+    """A generation left `running` by a server that stopped an hour past its deadline."""
+    async with app.state.sessionmaker.begin() as session:
+        question = Message(
+            conversation_id=uuid.UUID(conversation_id), role=MessageRole.USER, content="lost"
+        )
+        session.add(question)
+        await session.flush()
+        session.add(
+            Generation(
+                conversation_id=uuid.UUID(conversation_id),
+                owner_id=uuid.UUID(owner.id),
+                user_message_id=question.id,
+                model="fake-chat",
+                deadline_at=utcnow() - timedelta(hours=1),
+            )
+        )
+
+
 async def test_stale_running_generations_are_failed(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
@@ -225,21 +244,7 @@ async def test_stale_running_generations_are_failed(
     conversation = await new_conversation(client, alice, title="Crash")
     asked = await ask(client, alice, conversation["id"], "before the crash")
     user_message_id = asked.json()["user_message"]["id"]
-    async with app.state.sessionmaker.begin() as session:
-        question = Message(
-            conversation_id=uuid.UUID(conversation["id"]), role=MessageRole.USER, content="lost"
-        )
-        session.add(question)
-        await session.flush()
-        session.add(
-            Generation(
-                conversation_id=uuid.UUID(conversation["id"]),
-                owner_id=uuid.UUID(alice.id),
-                user_message_id=question.id,
-                model="fake-chat",
-                deadline_at=utcnow() - timedelta(hours=1),
-            )
-        )
+    await add_stale_generation(app, conversation["id"], alice)
     response = await ask(client, alice, conversation["id"], "after the restart")
     assert response.status_code == 201, response.text
     async with app.state.sessionmaker() as session:
@@ -257,21 +262,7 @@ async def test_a_restarted_server_fails_stale_generations(
     client: httpx.AsyncClient, app: FastAPI, settings: Settings, alice: Account
 ) -> None:
     conversation = await new_conversation(client, alice, title="Crash")
-    async with app.state.sessionmaker.begin() as session:
-        question = Message(
-            conversation_id=uuid.UUID(conversation["id"]), role=MessageRole.USER, content="lost"
-        )
-        session.add(question)
-        await session.flush()
-        session.add(
-            Generation(
-                conversation_id=uuid.UUID(conversation["id"]),
-                owner_id=uuid.UUID(alice.id),
-                user_message_id=question.id,
-                model="fake-chat",
-                deadline_at=utcnow() - timedelta(hours=1),
-            )
-        )
+    await add_stale_generation(app, conversation["id"], alice)
     async for restarted in started_app(second_process(settings)):
         for _ in range(200):
             async with restarted.state.sessionmaker() as session:

@@ -19,18 +19,4 @@ async def search(
     """The caller's indexed chunks most similar to `query`, best first, with their scores."""
     scope: DocumentScope = "all" if body.documents is None else body.documents
     sources = await service.search(user.id, body.query, scope=scope, k=body.k)
-    return SearchResponse(
-        results=[
-            SearchHit(
-                document_id=s.document_id,
-                filename=s.filename,
-                chunk_index=s.chunk_index,
-                page=s.page,
-                start=s.start,
-                end=s.end,
-                score=s.score,
-                text=s.text,
-            )
-            for s in sources
-        ]
-    )
+    return SearchResponse(results=[SearchHit.model_validate(source) for source in sources])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SearchRequest(BaseModel):
@@ -14,6 +14,8 @@ class SearchRequest(BaseModel):
 
 
 class SearchHit(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     document_id: uuid.UUID
     filename: str
     chunk_index: int
