@@ -46,13 +46,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_database(engine)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    # The vector store first: it is what fails to open (a folder held by another process).
+    store = QdrantVectorStore.from_settings(settings)
+    app.state.vector_store = store
     generations = GenerationRunner(
         app.state.sessionmaker, models, app.state.generation_events, settings.conversations
     )
     app.state.generation_runner = generations
     generations.start()
-    store = QdrantVectorStore.from_settings(settings)
-    app.state.vector_store = store
     # Without an embedding model there is nothing to search with: document turns and search get 503.
     app.state.source_retriever = (
         RetrievalService(models, store, settings.retrieval) if models.embedding_names() else None
