@@ -38,7 +38,7 @@ class RetrievalService:
             return []
         model = self._models.embedding(self._models.default_embedding_name)
         [vector] = await model.embed([query])
-        chunks = await self._store.search(
+        return await self._store.search(
             owner_id,
             vector,
             limit=k or self._settings.k,
@@ -47,16 +47,3 @@ class RetrievalService:
             ),
             document_ids=document_ids,
         )
-        return [
-            Source(
-                document_id=chunk.document_id,
-                filename=chunk.filename,
-                chunk_index=chunk.chunk_index,
-                page=chunk.page,
-                start=chunk.start,
-                end=chunk.end,
-                score=chunk.score,
-                text=chunk.text,
-            )
-            for chunk in chunks
-        ]

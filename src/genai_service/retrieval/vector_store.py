@@ -20,6 +20,7 @@ from loguru import logger
 from qdrant_client import QdrantClient, models
 
 from genai_service.kit.errors import ServiceUnavailable
+from genai_service.retrieval.sources import Source
 from genai_service.settings import Settings
 
 T = TypeVar("T")
@@ -45,18 +46,6 @@ class ChunkPoint:
     vector: Sequence[float]
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredChunk:
-    document_id: uuid.UUID
-    chunk_index: int
-    page: int | None
-    start: int
-    end: int
-    filename: str
-    text: str
-    score: float
-
-
 class VectorStoreError(ServiceUnavailable):
     title = "Vector store unavailable"
     slug = "vector-store-unavailable"
@@ -79,7 +68,7 @@ class VectorStore(Protocol):
         limit: int,
         score_threshold: float,
         document_ids: Sequence[uuid.UUID] | None = None,
-    ) -> list[ScoredChunk]:
+    ) -> list[Source]:
         """The owner's searchable chunks closest to `vector`, best first."""
         ...
 
@@ -206,7 +195,7 @@ class QdrantVectorStore:
         limit: int,
         score_threshold: float,
         document_ids: Sequence[uuid.UUID] | None = None,
-    ) -> list[ScoredChunk]:
+    ) -> list[Source]:
         if not await self._has_collection():
             return []
         wanted = None if document_ids is None else {str(d) for d in document_ids}
@@ -245,7 +234,7 @@ class QdrantVectorStore:
         limit: int,
         score_threshold: float,
         wanted: set[str] | None,
-    ) -> list[ScoredChunk] | None:
+    ) -> list[Source] | None:
         """Local mode evaluates a filter in Python for every point, which is slow on large
         collections; an unfiltered search is one matrix product. So take the best points without
         a filter and keep the owner's: when that yields `limit` of them, or the probe already
@@ -332,9 +321,9 @@ def _document_filter(owner_id: uuid.UUID, document_id: uuid.UUID) -> models.Filt
     )
 
 
-def _scored(point: models.ScoredPoint) -> ScoredChunk:
+def _scored(point: models.ScoredPoint) -> Source:
     payload = point.payload or {}
-    return ScoredChunk(
+    return Source(
         document_id=uuid.UUID(str(payload["document_id"])),
         chunk_index=int(payload["chunk_index"]),
         page=None if payload.get("page") is None else int(payload["page"]),
