@@ -23,9 +23,9 @@ from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRea
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.repository import GenerationRepository
 from genai_service.generations.runner import GenerationPlan, GenerationRunner
-from genai_service.generations.sse import close_iterator
 from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import BadGateway, Conflict, NotFound
 from genai_service.models.conversation import Conversation, Generation, Message, MessageRole

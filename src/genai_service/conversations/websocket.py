@@ -23,7 +23,7 @@ from genai_service.conversations.dependencies import turn_service_for
 from genai_service.conversations.schemas import DocumentsField, TurnCreate
 from genai_service.conversations.turns import TurnService
 from genai_service.generations.events import GenerationEvent
-from genai_service.generations.sse import close_iterator
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
 from genai_service.models.user import User
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,8 +24,9 @@ from genai_service.conversations.schemas import MessageRead
 from genai_service.conversations.titles import TitleWriter
 from genai_service.generations.events import EventLog
 from genai_service.generations.repository import GenerationRepository
-from genai_service.inference.base import ChatChunk, ChatRequest, Usage
+from genai_service.inference.base import ChatRequest, Usage
 from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import AppError
 from genai_service.models.conversation import (
@@ -67,13 +68,6 @@ class _Outcome:
 
 def message_data(message: Message) -> dict[str, Any]:
     return MessageRead.model_validate(message).model_dump(mode="json")
-
-
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
-    """Close the provider's stream, so a local engine frees the sequence slot at once."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 class GenerationRunner:
@@ -214,7 +208,8 @@ class GenerationRunner:
                     if chunk.usage is not None:
                         usage = chunk.usage
             finally:
-                await _close(chunks)
+                # Closing the provider's stream frees a local engine's sequence slot at once.
+                await close_iterator(chunks)
 
         pumping = asyncio.create_task(pump())
         cancel = asyncio.create_task(self.events.wait_for_cancel(plan.generation_id))

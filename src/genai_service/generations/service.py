@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.repository import GenerationRepository
-from genai_service.generations.sse import close_iterator
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import Conflict, NotFound
 from genai_service.models.conversation import Generation, GenerationStatus
 from genai_service.models.user import User

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from genai_service.generations.events import GenerationEvent
+from genai_service.kit.async_iterators import close_iterator
 
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 GENERATION_ID_HEADER = "X-Generation-ID"
@@ -18,12 +19,6 @@ def encode_event(event: GenerationEvent) -> bytes:
     return format_sse_event(
         event=event.type, data_str=json.dumps(event.data, separators=(",", ":")), id=str(event.id)
     )
-
-
-async def close_iterator(iterator: AsyncIterator[object]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 async def sse_stream(

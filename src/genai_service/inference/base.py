@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import (
     AppError,
     BadGateway,
@@ -179,8 +180,6 @@ async def prime(stream: AsyncIterator[T]) -> AsyncIterator[T]:
             async for item in stream:
                 yield item
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_iterator(stream)
 
     return replay()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -30,6 +29,7 @@ from genai_service.inference.base import (
 )
 from genai_service.inference.embeddings import LocalEmbeddingModel, RemoteEmbeddingModel
 from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
 from genai_service.settings import InferenceSettings, ProviderSettings
 
@@ -49,12 +49,6 @@ async def _first_answer(name: str, providers: Sequence[M], call: Callable[[M], A
             _log_fallback(name, index, len(providers), exc)
             error = exc
     raise error
-
-
-async def _close_stream(chunks: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _log_fallback(name: str, index: int, count: int, exc: AppError) -> None:
@@ -111,7 +105,7 @@ class FallbackChatModel:
                         yielded = True
                         yield chunk
                 finally:
-                    await _close_stream(chunks)
+                    await close_iterator(chunks)
                 return
             except RETRYABLE_ERRORS as exc:
                 if yielded:
