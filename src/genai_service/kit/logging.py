@@ -76,7 +76,10 @@ def configure_logging(*, level: str, json_lines: bool, stream: TextIO = sys.stde
         logger.add(_json_sink(stream), level=level.upper())
     else:
         logger.add(stream, level=level.upper(), format=_TEXT_FORMAT, backtrace=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # The standard library filters at the same level as loguru, so records that would be dropped
+    # are never built; uvicorn also adds its per-message trace middleware only at TRACE.
+    threshold = logger.level(level.upper()).no
+    logging.basicConfig(handlers=[_InterceptHandler()], level=threshold, force=True)
     for name in ("uvicorn", "uvicorn.error", "alembic", "sqlalchemy"):
         std_logger = logging.getLogger(name)
         std_logger.handlers = [_InterceptHandler()]
@@ -84,4 +87,4 @@ def configure_logging(*, level: str, json_lines: bool, stream: TextIO = sys.stde
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).disabled = True
     for name in _PARAMETER_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(max(logging.INFO, threshold))
