@@ -54,7 +54,7 @@ def bare_encode_texts_per_s(texts: Sequence[str], rounds: int = ROUNDS) -> float
 
 
 async def _microbatched(texts: Sequence[str], rounds: int) -> float:
-    model = LocalEmbeddingModel(LocalEmbeddingSettings(max_batch=len(texts)))
+    model = LocalEmbeddingModel(LocalEmbeddingSettings())
     await model.start()
     try:
         await asyncio.gather(*(model.embed([text]) for text in texts))  # warm-up

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from genai_service import __version__
 from genai_service.api import api_router
+from genai_service.auth.caller_cache import CallerCache
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.storage import DocumentStorage
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     app.state.metrics = HttpMetrics()
     app.state.models = models or ModelRegistry.from_settings(settings.inference)
     app.state.login_throttle = LoginThrottle.in_memory(settings.auth)
+    app.state.caller_cache = CallerCache(settings.auth.caller_cache_seconds)
     app.state.generation_events = InMemoryEventLog(settings.conversations.event_retention_seconds)
     install_problem_handlers(app)
 

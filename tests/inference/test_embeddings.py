@@ -80,6 +80,67 @@ async def test_batches_never_exceed_max_batch_and_big_requests_are_split(
     assert [vector[0] for vector in whole] == [float(len(text)) for text in big]
 
 
+class GatedEncoder(RecordingEncoder):
+    """A `RecordingEncoder` whose encodes wait for `gate`: batches stay "encoding" meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        self.gate.wait(timeout=10)
+        return super().__call__(texts)
+
+
+async def test_a_full_batch_goes_at_once_even_while_another_is_encoding() -> None:
+    encoder = GatedEncoder()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batcher = await running_batcher(encoder, pool, max_batch=2, max_wait_s=10)
+        try:
+            first = asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"]))
+            second = asyncio.gather(batcher.embed(["c"]), batcher.embed(["d"]))
+            await asyncio.sleep(0)  # both full batches were submitted by the calls that filled them
+            assert batcher.encode_calls == 2
+            encoder.gate.set()
+            assert await first == [[[1.0, 2.0]], [[1.0, 2.0]]]
+            assert await second == [[[1.0, 2.0]], [[1.0, 2.0]]]
+        finally:
+            await batcher.close()
+    assert sorted(encoder.batches) == [["a", "b"], ["c", "d"]]
+
+
+async def test_a_partial_batch_waits_until_nothing_is_encoding() -> None:
+    encoder = GatedEncoder()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batcher = await running_batcher(encoder, pool, max_batch=64, max_wait_s=0)
+        try:
+            first = asyncio.ensure_future(batcher.embed(["one"]))
+            await asyncio.sleep(0.05)
+            assert batcher.encode_calls == 1
+            later = [asyncio.ensure_future(batcher.embed([text])) for text in ("two", "three")]
+            await asyncio.sleep(0.05)
+            assert batcher.encode_calls == 1  # they wait for the encode under way
+            encoder.gate.set()
+            await asyncio.gather(first, *later)
+        finally:
+            await batcher.close()
+    assert encoder.batches == [["one"], ["two", "three"]]
+
+
+async def test_an_encoder_that_refuses_work_fails_the_batch_at_once() -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    batcher = await running_batcher(RecordingEncoder(), pool, max_batch=2, max_wait_s=10)
+    try:
+        async with asyncio.timeout(1):
+            results = await asyncio.gather(
+                batcher.embed(["a"]), batcher.embed(["b"]), return_exceptions=True
+            )
+    finally:
+        await batcher.close()
+    assert all(isinstance(result, ProviderError) for result in results)
+
+
 async def test_a_lone_request_waits_at_most_max_wait(executor: ThreadPoolExecutor) -> None:
     encoder = RecordingEncoder()
     batcher = await running_batcher(encoder, executor, max_batch=64, max_wait_s=0.05)

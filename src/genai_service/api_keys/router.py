@@ -9,15 +9,15 @@ from fastapi import APIRouter, Depends, status
 
 from genai_service.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from genai_service.api_keys.service import ApiKeyService
-from genai_service.auth.dependencies import SignedInUser
+from genai_service.auth.dependencies import CallerCacheDep, SignedInUser
 from genai_service.kit.db import SessionDep
 from genai_service.kit.pagination import Page, PaginationDep
 
 router = APIRouter(prefix="/api/keys", tags=["api keys"])
 
 
-def get_api_key_service(session: SessionDep) -> ApiKeyService:
-    return ApiKeyService(session)
+def get_api_key_service(session: SessionDep, callers: CallerCacheDep) -> ApiKeyService:
+    return ApiKeyService(session, callers=callers)
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from genai_service.kit.security import new_opaque_token, token_digest
 from genai_service.models.api_key import ApiKey
 from genai_service.models.user import User
 
+if TYPE_CHECKING:
+    from genai_service.auth.caller_cache import CallerCache
+
 API_KEY_PREFIX = "gsk_"
 SHOWN_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -27,8 +31,11 @@ def is_api_key(credential: str) -> bool:
 
 
 class ApiKeyService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, callers: CallerCache | None = None) -> None:
+        """`callers`: the serving process's cache of checked callers, told of revoked keys."""
+        self.session = session
         self.keys = ApiKeyRepository(session)
+        self.callers = callers
 
     async def create(self, owner: User, data: ApiKeyCreate) -> tuple[ApiKey, str]:
         """A new key and its secret: the only moment the secret exists outside the client."""
@@ -55,6 +62,8 @@ class ApiKeyService:
         if key is None:
             raise NotFound("No such API key.")
         await self.keys.revoke(key, utcnow())
+        if self.callers is not None:
+            self.callers.forget_user_on_commit(self.session, owner.id)
         logger.info("api key {} revoked by user {}", key.id, owner.id)
 
     async def authenticate(self, secret: str, now: datetime) -> ApiKey | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,8 @@ class Principal:
     session_id: uuid.UUID | None = None
     """The refresh-token family of the access token used, if one was."""
     api_key_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    """When the credential itself stops being valid, if it ever does."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -59,13 +62,13 @@ class CredentialVerifier:
         user = await self._active_user(claims.user_id)
         if not await self.sessions.family_is_active(claims.session_id):
             raise InvalidCredentials()
-        return Principal(user=user, session_id=claims.session_id)
+        return Principal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 
     async def _verify_api_key(self, secret: str) -> Principal:
         key = await self.api_keys.authenticate(secret, utcnow())
         if key is None:
             raise InvalidCredentials()
-        return Principal(user=key.user, api_key_id=key.id)
+        return Principal(user=key.user, api_key_id=key.id, expires_at=key.expires_at)
 
     async def _active_user(self, user_id: uuid.UUID) -> User:
         user = await self.users.get(user_id)

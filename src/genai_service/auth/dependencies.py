@@ -6,7 +6,8 @@ Guards, from the most to the least permissive:
 - `AdminUser`: a signed-in admin (others get 403).
 - `ModelCaller`: the `CurrentUser` guard for routes that run a model. It checks the credential
   in a short session of its own, so the request holds no database connection while the model
-  works (a generation can take minutes; a pool of connections is small).
+  works (a generation can take minutes; a pool of connections is small), and remembers it for
+  a few seconds (`CallerCache`), so small requests such as embeddings rarely wait for it.
 Credentials that are present but invalid are always 401, never a fallback to anonymous; only
 the literal `Bearer anonymous` (see `ANONYMOUS_CREDENTIAL`) counts as sending none.
 
@@ -25,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from genai_service.auth.caller_cache import CallerCache
 from genai_service.auth.credentials import CredentialVerifier, Principal
 from genai_service.auth.errors import AuthenticationRequired, InvalidCredentials
 from genai_service.auth.service import AuthService
@@ -118,12 +120,18 @@ async def verify_outside_request_session(
     For requests that outlast their database work (a generation can take minutes) and for
     WebSockets: they hold no connection while they wait. Verifying can write (an API key's
     `last_used_at`), hence the commit; the user comes back detached, with its columns loaded.
+    A credential checked a moment ago is not checked again (`CallerCache`): treat the user as
+    read-only.
     """
     settings: Settings = connection.app.state.settings
     sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
-    async with sessionmaker.begin() as session:
-        principal = await _verify(session, settings, credential)
-    return principal.user
+    callers: CallerCache = connection.app.state.caller_cache
+
+    async def check() -> Principal:
+        async with sessionmaker.begin() as session:
+            return await _verify(session, settings, credential)
+
+    return await callers.user_for(credential or ANONYMOUS_CREDENTIAL, check)
 
 
 async def get_model_caller(request: Request, credential: Credential) -> User:
@@ -169,6 +177,14 @@ async def get_login_throttle(request: Request) -> LoginThrottle:
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 
 
+async def get_caller_cache(request: Request) -> CallerCache:
+    callers: CallerCache = request.app.state.caller_cache
+    return callers
+
+
+CallerCacheDep = Annotated[CallerCache, Depends(get_caller_cache)]
+
+
 async def get_session_keeping_refusals(request: Request) -> AsyncIterator[AsyncSession]:
     """Like `kit.db.SessionDep`, but an `AppError` commits instead of rolling back.
 
@@ -194,26 +210,30 @@ RefreshSessionDep = Annotated[AsyncSession, Depends(get_session_keeping_refusals
 
 
 def _auth_service(
-    session: AsyncSession, settings: Settings, throttle: LoginThrottle
+    session: AsyncSession, settings: Settings, throttle: LoginThrottle, callers: CallerCache
 ) -> AuthService:
     return AuthService(
         session,
         codec=access_token_codec(settings),
         refresh_ttl=timedelta(seconds=settings.auth.refresh_token_ttl_seconds),
         throttle=throttle,
+        callers=callers,
     )
 
 
 async def get_auth_service(
-    session: SessionDep, settings: AppSettings, throttle: LoginThrottleDep
+    session: SessionDep, settings: AppSettings, throttle: LoginThrottleDep, callers: CallerCacheDep
 ) -> AuthService:
-    return _auth_service(session, settings, throttle)
+    return _auth_service(session, settings, throttle, callers)
 
 
 async def get_refresh_auth_service(
-    session: RefreshSessionDep, settings: AppSettings, throttle: LoginThrottleDep
+    session: RefreshSessionDep,
+    settings: AppSettings,
+    throttle: LoginThrottleDep,
+    callers: CallerCacheDep,
 ) -> AuthService:
-    return _auth_service(session, settings, throttle)
+    return _auth_service(session, settings, throttle, callers)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]

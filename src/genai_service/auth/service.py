@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,9 @@ from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.user import User
 from genai_service.users.repository import UserRepository
 
+if TYPE_CHECKING:
+    from genai_service.auth.caller_cache import CallerCache
+
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
@@ -34,12 +37,15 @@ class AuthService:
         codec: AccessTokenCodec,
         refresh_ttl: timedelta,
         throttle: LoginThrottle,
+        callers: CallerCache,
     ) -> None:
+        self.session = session
         self.users = UserRepository(session)
         self.refresh_tokens = RefreshTokenRepository(session)
         self.codec = codec
         self.refresh_ttl = refresh_ttl
         self.throttle = throttle
+        self.callers = callers
 
     async def login(self, email: str, password: str, *, client: str | None) -> TokenPair:
         """A new session for valid credentials. Unknown email and wrong password look alike:
@@ -89,10 +95,12 @@ class AuthService:
         token = await self.refresh_tokens.get_by_digest(token_digest(presented))
         if token is not None:
             await self.refresh_tokens.revoke_family(token.family_id, utcnow())
+            self.callers.forget_user_on_commit(self.session, token.user_id)
             logger.info("user {} logged out (session {})", token.user_id, token.family_id)
 
     async def _revoke_reused(self, token: RefreshToken, now: datetime) -> NoReturn:
         await self.refresh_tokens.revoke_family(token.family_id, now)
+        self.callers.forget_user_on_commit(self.session, token.user_id)
         logger.warning(
             "refresh token reused: session {} of user {} revoked", token.family_id, token.user_id
         )

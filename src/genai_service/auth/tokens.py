@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -22,6 +22,7 @@ class AccessClaims:
     user_id: uuid.UUID
     session_id: uuid.UUID
     """The refresh-token family the token was issued with: revoking it ends the session."""
+    expires_at: datetime
 
 
 class AccessTokenCodec:
@@ -51,7 +52,9 @@ class AccessTokenCodec:
             if claims["type"] != ACCESS_TOKEN_TYPE:
                 raise InvalidAccessToken("not an access token")
             return AccessClaims(
-                user_id=uuid.UUID(str(claims["sub"])), session_id=uuid.UUID(str(claims["sid"]))
+                user_id=uuid.UUID(str(claims["sub"])),
+                session_id=uuid.UUID(str(claims["sid"])),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             )
         except (jwt.InvalidTokenError, ValueError) as error:
             raise InvalidAccessToken(str(error)) from error

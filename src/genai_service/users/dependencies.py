@@ -4,17 +4,20 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from genai_service.auth.dependencies import LoginThrottleDep
+from genai_service.auth.dependencies import CallerCacheDep, LoginThrottleDep
 from genai_service.kit.db import SessionDep
 from genai_service.settings import SettingsDep
 from genai_service.users.service import UserService
 
 
 def get_user_service(
-    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep
+    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep, callers: CallerCacheDep
 ) -> UserService:
     return UserService(
-        session, throttle=throttle, registration_open=settings.auth.registration_enabled
+        session,
+        throttle=throttle,
+        registration_open=settings.auth.registration_enabled,
+        callers=callers,
     )
 
 

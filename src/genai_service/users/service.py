@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,9 @@ from genai_service.models.user import Role, User
 from genai_service.users.repository import UserRepository
 from genai_service.users.schemas import UserAdminUpdate, UserCreate, UserUpdateMe
 
+if TYPE_CHECKING:
+    from genai_service.auth.caller_cache import CallerCache
+
 
 class EmailTaken(Conflict):
     slug = "email-taken"
@@ -30,11 +34,15 @@ class UserService:
         *,
         throttle: LoginThrottle | None = None,
         registration_open: bool = True,
+        callers: CallerCache | None = None,
     ) -> None:
+        """`callers`: the serving process's cache of checked callers, told of changed users."""
+        self.session = session
         self.users = UserRepository(session)
         self.refresh_tokens = RefreshTokenRepository(session)
         self.throttle = throttle
         self.registration_open = registration_open
+        self.callers = callers
 
     async def register(self, data: UserCreate) -> User:
         """Self-service sign-up (when registration is open): always an ordinary user."""
@@ -79,6 +87,7 @@ class UserService:
             await self.refresh_tokens.revoke_families_of_user(
                 user.id, utcnow(), keep=principal.session_id
             )
+            self._forget_on_commit(user)
             logger.info("user {} changed their password; other sessions revoked", user.id)
         await self.users.flush()
         return user
@@ -102,11 +111,16 @@ class UserService:
             user.is_active = data.is_active
             if not data.is_active:
                 await self.refresh_tokens.revoke_families_of_user(user.id, utcnow())
+        self._forget_on_commit(user)
         await self.users.flush()
         logger.info(
             "admin {} updated user {}: {}", admin.id, user.id, data.model_dump(exclude_unset=True)
         )
         return user
+
+    def _forget_on_commit(self, user: User) -> None:
+        if self.callers is not None:
+            self.callers.forget_user_on_commit(self.session, user.id)
 
     async def _check_current_password(self, user: User, current_password: str) -> None:
         if self.throttle is not None:

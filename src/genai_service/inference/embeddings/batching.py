@@ -25,11 +25,18 @@ class _Request:
 class MicroBatcher:
     """Runs `encode` on `executor` for batches of up to `max_batch` texts gathered from many calls.
 
-    The oldest waiting request waits at most `max_wait_s` for others to join its batch; a full batch
-    goes at once. Batches are encoded one at a time, and requests arriving during an encode form the
-    next batch, so under load batches fill up without any waiting. A request larger than
-    `max_batch` is split across batches. The event loop only awaits futures; `encode` (which may
-    hold the GIL in parts) never runs on it.
+    - A full batch is submitted at once, by the call that fills it, even while earlier batches
+      are still encoding. Under a burst the event loop can be busy for a long while with the
+      requests themselves; batches submitted from inside the burst keep the encoder working
+      meanwhile instead of waiting for the burst to end.
+    - A partial batch goes when nothing is encoding and its oldest request has waited
+      `max_wait_s`. Requests arriving during an encode join the next batch, so under steady
+      load batches fill up without any waiting.
+    - A request larger than `max_batch` is split across batches. Requests whose caller went
+      away are left out.
+
+    The event loop only submits and collects; `encode` (which may hold the GIL in parts) never
+    runs on it.
     """
 
     def __init__(
@@ -43,7 +50,8 @@ class MicroBatcher:
         self._max_wait_s = max_wait_s
         self._queue: deque[_Request] = deque()
         self._queued_texts = 0
-        self._arrival = asyncio.Event()
+        self._encoding: set[asyncio.Future[list[list[float]]]] = set()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.encode_calls = 0
         """`encode` calls made so far: fewer than `embed` calls when batching works."""
@@ -55,7 +63,7 @@ class MicroBatcher:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="embedding-micro-batcher"
+                self._submit_partial_batches(), name="embedding-micro-batcher"
             )
             self._task.add_done_callback(self._on_stopped)
 
@@ -64,6 +72,8 @@ class MicroBatcher:
         if task is not None:
             task.cancel()
             await asyncio.wait({task})
+        for encoding in list(self._encoding):  # a batch already in the encoder still finishes
+            encoding.cancel()
         self._fail_queued()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -78,58 +88,62 @@ class MicroBatcher:
             futures.append(loop.create_future())
             self._queue.append(_Request(piece, futures[-1], loop.time()))
             self._queued_texts += len(piece)
-        self._arrival.set()
+        while self._queued_texts >= self._max_batch:
+            self._submit(loop)
+        self._wake.set()
         try:
             return [vector for future in futures for vector in await future]
         finally:
             for future in futures:  # a cancelled or failed call frees its other pieces' slots
                 future.cancel()
 
-    async def _run(self) -> None:
+    async def _submit_partial_batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wait_for_batch(loop)
-            batch = self._take_batch()
-            if not batch:
-                continue
-            texts = [text for request in batch for text in request.texts]
-            self.encode_calls += 1
+            self._wake.clear()
+            timeout: float | None = None
+            if self._queue and not self._encoding:
+                timeout = self._queue[0].arrived + self._max_wait_s - loop.time()
+                if timeout <= 0:
+                    self._submit(loop)
+                    continue
             try:
-                vectors = await loop.run_in_executor(self._executor, self._encode, texts)
-            except asyncio.CancelledError:
-                for request in batch:
-                    _fail(request, ModelNotReady("the embedding model was closed"))
-                raise
-            except (
-                Exception
-            ) as exc:  # every request of the batch gets the failure, the loop goes on
-                logger.opt(exception=exc).error("embedding batch of {} texts failed", len(texts))
-                for request in batch:
-                    _fail(
-                        request, ProviderError(f"the embedding model failed ({type(exc).__name__})")
-                    )
-                continue
-            offset = 0
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_result(vectors[offset : offset + len(request.texts)])
-                offset += len(request.texts)
-
-    async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        while not self._queue:
-            self._arrival.clear()
-            await self._arrival.wait()
-        deadline = self._queue[0].arrived + self._max_wait_s
-        while self._queued_texts < self._max_batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._arrival.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._arrival.wait()
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
-                return
+                pass
+
+    def _submit(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._take_batch()
+        if not batch:
+            return
+        texts = [text for request in batch for text in request.texts]
+        self.encode_calls += 1
+        try:
+            encoding = loop.run_in_executor(self._executor, self._encode, texts)
+        except Exception as error:  # a broken or shut-down pool refuses work at once
+            _fail_batch(batch, error)
+            return
+        self._encoding.add(encoding)
+        encoding.add_done_callback(lambda done: self._deliver(batch, done))
+
+    def _deliver(self, batch: list[_Request], encoding: asyncio.Future[list[list[float]]]) -> None:
+        self._encoding.discard(encoding)
+        self._wake.set()
+        if encoding.cancelled():
+            for request in batch:
+                _fail(request, ModelNotReady("the embedding model was closed"))
+            return
+        error = encoding.exception()
+        if error is not None:  # every request of the batch gets the failure; others go on
+            _fail_batch(batch, error)
+            return
+        vectors = encoding.result()
+        offset = 0
+        for request in batch:
+            if not request.future.done():
+                request.future.set_result(vectors[offset : offset + len(request.texts)])
+            offset += len(request.texts)
 
     def _take_batch(self) -> list[_Request]:
         batch: list[_Request] = []
@@ -154,6 +168,14 @@ class MicroBatcher:
         while self._queue:
             _fail(self._queue.popleft(), ModelNotReady("the embedding model is not running"))
         self._queued_texts = 0
+
+
+def _fail_batch(batch: list[_Request], error: BaseException) -> None:
+    texts = sum(len(request.texts) for request in batch)
+    logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
+    failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
+    for request in batch:
+        _fail(request, failure)
 
 
 def _fail(request: _Request, error: Exception) -> None:

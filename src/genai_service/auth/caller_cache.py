@@ -1,0 +1,118 @@
+"""Callers checked a moment ago, so routes that run a model skip the database on most requests.
+
+A small `/v1/embeddings` request costs the event loop about as much as checking its credential
+in the database (a session, a read, a commit), and on a busy host that time is taken from the
+model. The cache keeps the user a credential stood for, for a few seconds:
+
+- Changes made through this process apply at once. Deactivating or changing a user, changing
+  a password, signing a session out, a reused refresh token and revoking an API key call
+  `forget_user` once their transaction has committed, and the next request checks the
+  database again.
+- A check that read the database before such a change is never stored after it. Every
+  `forget_user` moves an epoch on, and a check stores its result only if the epoch is the one
+  it started with.
+- Changes made by another process (another web worker, the CLI) apply within the time to
+  live. Set it to 0 to check every request.
+
+An entry never outlives the credential itself (an access token's or an API key's expiry).
+Concurrent requests with the same unchecked credential share one database check. Invalid
+credentials are not cached: each is refused by the database again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.auth.credentials import Principal
+from genai_service.kit.db import after_commit, utcnow
+from genai_service.models.user import User
+
+Check = Callable[[], Awaitable[Principal]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    user: User
+    expires: float
+    """On the cache's monotonic clock."""
+
+
+class CallerCache:
+    def __init__(
+        self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Clock = time.monotonic
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._checks: dict[str, asyncio.Task[User]] = {}
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def user_for(self, credential: str, check: Check) -> User:
+        """The user `credential` stands for: from the cache, or from `check` (which raises if the
+        credential is refused). `credential` is any string naming the caller."""
+        if self._ttl <= 0:
+            return (await check()).user
+        key = hashlib.sha256(credential.encode()).hexdigest()
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry.expires > self._clock():
+                return entry.user
+            del self._entries[key]
+        task = self._checks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._check_and_store(key, check))
+            self._checks[key] = task
+            task.add_done_callback(lambda done: self._check_finished(key, done))
+        # A caller that goes away does not cancel the check others may be waiting for.
+        return await asyncio.shield(task)
+
+    def forget_user_on_commit(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """`forget_user` once `session` has committed the change to the user's credentials."""
+        after_commit(session, lambda: self.forget_user(user_id))
+
+    def forget_user(self, user_id: uuid.UUID) -> None:
+        """Drop what is known of `user_id`; checks under way are not stored."""
+        self._epoch += 1
+        self._checks.clear()  # later requests start a check of their own
+        self._entries = {
+            key: entry for key, entry in self._entries.items() if entry.user.id != user_id
+        }
+
+    async def _check_and_store(self, key: str, check: Check) -> User:
+        epoch = self._epoch
+        principal = await check()
+        if epoch == self._epoch:
+            self._store(key, principal)
+        return principal.user
+
+    def _store(self, key: str, principal: Principal) -> None:
+        now = self._clock()
+        expires = now + self._ttl
+        if principal.expires_at is not None:
+            left = (principal.expires_at - utcnow()).total_seconds()
+            expires = min(expires, now + left)
+        if expires <= now:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
+            while len(self._entries) >= self._max_entries:  # still full: the oldest go first
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = _Entry(principal.user, expires)
+
+    def _check_finished(self, key: str, task: asyncio.Task[User]) -> None:
+        if self._checks.get(key) is task:
+            del self._checks[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have gone away
