@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from tests.conversations.support import (
     wait_for_generation,
 )
 from tests.identity import Account
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +52,6 @@ def local_model(app: FastAPI) -> LocalChatModel:
     model = app.state.models.chat(MODEL)
     assert isinstance(model, LocalChatModel)
     return model
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def first_events(

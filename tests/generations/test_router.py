@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from tests.conversations.support import (
     wait_for_generation,
 )
 from tests.identity import Account, new_account
+from tests.polling import wait_until
 
 GENERATION_FIELDS = {
     "id",
@@ -207,6 +209,11 @@ async def test_deleting_a_conversation_cancels_its_generation(
     assert json.loads(gone.text)["status"] == 404
 
 
+def running_generations(app: FastAPI, count: int) -> bool:
+    running: int = app.state.generation_runner.running
+    return running == count
+
+
 async def test_shutdown_stores_running_replies_as_cancelled(
     settings: Settings, alice: Account
 ) -> None:
@@ -216,8 +223,7 @@ async def test_shutdown_stores_running_replies_as_cancelled(
             account = await new_account(app, http, "alice")
             conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
-            await asyncio.sleep(0.3)
-            assert app.state.generation_runner.running == 1
+            await wait_until(partial(running_generations, app, 1), within=10)
     response = await asyncio.wait_for(pending, 10)
     assert response.status_code == 201, response.text
     reply = response.json()["assistant_message"]

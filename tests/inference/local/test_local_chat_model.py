@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,6 +21,7 @@ from genai_service.inference.base import (
 )
 from genai_service.inference.local.chat_model import LocalChatModel
 from genai_service.settings import LocalChatSettings
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +46,6 @@ async def drain(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:
 
 def text_of(chunks: list[ChatChunk]) -> str:
     return "".join(chunk.text for chunk in chunks)
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 async def started_model(**settings: object) -> LocalChatModel:
