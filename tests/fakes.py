@@ -41,6 +41,8 @@ class ScriptedChatModel:
         self.start_calls = 0
         self.requests: list[ChatRequest] = []
         """Every request that reached the model, in order."""
+        self.chunks_sent = 0
+        """Text chunks yielded so far, over all requests."""
 
     @property
     def context_window(self) -> int:
@@ -88,6 +90,7 @@ class ScriptedChatModel:
         for index, word in enumerate(words):
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            self.chunks_sent += 1
             yield ChatChunk(text=word if index == 0 else f" {word}")
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
         yield ChatChunk(text="", finish_reason=finish, usage=usage)

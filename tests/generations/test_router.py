@@ -24,6 +24,7 @@ from tests.conversations.support import (
     started_app,
     wait_for_generation,
 )
+from tests.fakes import ScriptedChatModel
 from tests.identity import Account, new_account
 from tests.polling import wait_until
 
@@ -209,9 +210,12 @@ async def test_deleting_a_conversation_cancels_its_generation(
     assert json.loads(gone.text)["status"] == 404
 
 
-def running_generations(app: FastAPI, count: int) -> bool:
+def replying(app: FastAPI) -> bool:
+    """One generation runs and has produced some text."""
+    model = app.state.models.chat(SLOW_CHAT_MODEL)
+    assert isinstance(model, ScriptedChatModel)
     running: int = app.state.generation_runner.running
-    return running == count
+    return running == 1 and model.chunks_sent >= 2
 
 
 async def test_shutdown_stores_running_replies_as_cancelled(
@@ -223,7 +227,7 @@ async def test_shutdown_stores_running_replies_as_cancelled(
             account = await new_account(app, http, "alice")
             conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
-            await wait_until(partial(running_generations, app, 1), within=10)
+            await wait_until(partial(replying, app), within=10)
     response = await asyncio.wait_for(pending, 10)
     assert response.status_code == 201, response.text
     reply = response.json()["assistant_message"]

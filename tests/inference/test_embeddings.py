@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
+import os
+import signal
 import sys
 import threading
 import time
@@ -15,6 +18,7 @@ import pytest
 from genai_service.inference.base import ModelNotReady, ProviderError
 from genai_service.inference.embeddings import LocalEmbeddingModel, MicroBatcher, default_model_path
 from genai_service.settings import LocalEmbeddingSettings
+from tests.polling import wait_until
 
 
 class RecordingEncoder:
@@ -304,3 +308,25 @@ async def test_close_releases_the_model() -> None:
     assert not model.ready
     with pytest.raises(ModelNotReady):
         await model.embed(["hello"])
+
+
+@pytest.mark.integration
+async def test_a_dead_encoder_process_is_replaced() -> None:
+    others = {child.pid for child in multiprocessing.active_children()}
+    model = LocalEmbeddingModel(LocalEmbeddingSettings())
+    await model.start()
+    try:
+        [encoder] = [
+            child for child in multiprocessing.active_children() if child.pid not in others
+        ]
+        assert encoder.pid is not None
+        os.kill(encoder.pid, signal.SIGKILL)
+        with pytest.raises(ProviderError):  # the request that finds the process gone
+            await model.embed(["the process is gone"])
+        await wait_until(lambda: not model.ready, within=5)
+        await wait_until(lambda: model.ready, within=120)
+        [vector] = await model.embed(["a new process answers"])
+        assert len(vector) == model.dimension == 384
+        assert encoder.pid not in {child.pid for child in multiprocessing.active_children()}
+    finally:
+        await model.close()

@@ -21,6 +21,7 @@ _TEXT_FORMAT = (
     "<cyan>{extra[request_id]}</cyan> {name}: <level>{message}</level>"
 )
 _QUIET_LOGGERS = ("uvicorn.access",)  # replaced by our access log
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")  # at the configured level
 # Their DEBUG lines carry SQL parameters (password hashes, token digests): never below INFO.
 _PARAMETER_LOGGERS = ("aiosqlite",)
 # Credentials in a query string (a WebSocket's `?token=`), as uvicorn logs request lines.
@@ -84,6 +85,8 @@ def configure_logging(*, level: str, json_lines: bool, stream: TextIO = sys.stde
         std_logger = logging.getLogger(name)
         std_logger.handlers = [_InterceptHandler()]
         std_logger.propagate = False
+    for name in _SERVER_LOGGERS:  # a level left by an earlier uvicorn.Config(log_level=...) goes
+        logging.getLogger(name).setLevel(logging.NOTSET)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).disabled = True
     for name in _PARAMETER_LOGGERS:

@@ -97,7 +97,8 @@ class UserService:
 
     async def administer(self, admin: User, user_id: uuid.UUID, data: UserAdminUpdate) -> User:
         """Change a user's role or active flag. Deactivation takes effect on the next request
-        (every request reloads its user) and revokes the user's sessions."""
+        (every request reloads its user; the model routes' `CallerCache` forgets the user when
+        this commits) and revokes the user's sessions."""
         user = await self.users.get(user_id)
         if user is None:
             raise NotFound("No such user.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 
 from loguru import logger
@@ -40,14 +40,22 @@ class MicroBatcher:
     """
 
     def __init__(
-        self, encode: Encode, *, executor: Executor, max_batch: int, max_wait_s: float
+        self,
+        encode: Encode,
+        *,
+        executor: Executor,
+        max_batch: int,
+        max_wait_s: float,
+        on_broken: Callable[[], None] | None = None,
     ) -> None:
+        """`on_broken` is called when the executor can take no more work (its process died)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._encode = encode
         self._executor = executor
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
+        self._on_broken = on_broken
         self._queue: deque[_Request] = deque()
         self._queued_texts = 0
         self._encoding: set[asyncio.Future[list[list[float]]]] = set()
@@ -122,7 +130,7 @@ class MicroBatcher:
         try:
             encoding = loop.run_in_executor(self._executor, self._encode, texts)
         except Exception as error:  # a broken or shut-down pool refuses work at once
-            _fail_batch(batch, error)
+            self._fail(batch, error)
             return
         self._encoding.add(encoding)
         encoding.add_done_callback(lambda done: self._deliver(batch, done))
@@ -136,7 +144,7 @@ class MicroBatcher:
             return
         error = encoding.exception()
         if error is not None:  # every request of the batch gets the failure; others go on
-            _fail_batch(batch, error)
+            self._fail(batch, error)
             return
         vectors = encoding.result()
         offset = 0
@@ -144,6 +152,11 @@ class MicroBatcher:
             if not request.future.done():
                 request.future.set_result(vectors[offset : offset + len(request.texts)])
             offset += len(request.texts)
+
+    def _fail(self, batch: list[_Request], error: BaseException) -> None:
+        _fail_batch(batch, error)
+        if isinstance(error, BrokenExecutor) and self._on_broken is not None:
+            self._on_broken()
 
     def _take_batch(self) -> list[_Request]:
         batch: list[_Request] = []

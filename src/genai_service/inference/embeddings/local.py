@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+from loguru import logger
 
 from genai_service.inference.base import ModelNotReady, ProviderError
 from genai_service.inference.embeddings import encoder_process
@@ -31,7 +33,11 @@ def default_model_path() -> Path:
 class LocalEmbeddingModel:
     """A sentence-transformers model on CPU. It is loaded in a child process of its own, which
     runs every `encode` call (see `encoder_process`); concurrent `embed` calls are coalesced by a
-    `MicroBatcher`, so the event loop only awaits results. Vectors are L2-normalised."""
+    `MicroBatcher`, so the event loop only awaits results. Vectors are L2-normalised.
+
+    If the child process dies (killed, out of memory), the requests it held fail, the model
+    reports not ready and a new child is started; requests meanwhile get `ModelNotReady`.
+    """
 
     def __init__(self, settings: LocalEmbeddingSettings) -> None:
         self._settings = settings
@@ -39,6 +45,7 @@ class LocalEmbeddingModel:
         self._executor: ProcessPoolExecutor | None = None
         self._batcher: MicroBatcher | None = None
         self._lifecycle = asyncio.Lock()
+        self._restart: asyncio.Task[None] | None = None
 
     @property
     def dimension(self) -> int:
@@ -81,10 +88,34 @@ class LocalEmbeddingModel:
                 executor=executor,
                 max_batch=self._settings.max_batch,
                 max_wait_s=self._settings.max_wait_ms / 1000,
+                on_broken=self._restart_soon,
             )
             self._batcher.start()
 
     async def close(self) -> None:
+        restart, self._restart = self._restart, None
+        if restart is not None:
+            restart.cancel()
+            await asyncio.wait({restart})
+        await self._stop()
+
+    def _restart_soon(self) -> None:
+        if self._restart is None or self._restart.done():
+            self._restart = asyncio.get_running_loop().create_task(
+                self._restart_encoder(), name="embedding-encoder-restart"
+            )
+
+    async def _restart_encoder(self) -> None:
+        logger.error("the embedding model's process stopped; starting a new one")
+        await self._stop()
+        try:
+            await self.start()
+        except Exception as error:  # the model stays not ready; readiness says so
+            logger.opt(exception=error).error("the embedding model could not be restarted")
+            return
+        logger.info("the embedding model's process was restarted")
+
+    async def _stop(self) -> None:
         async with self._lifecycle:
             batcher, executor = self._batcher, self._executor
             self._batcher = self._executor = None
@@ -104,6 +135,10 @@ class LocalEmbeddingModel:
         executor = self._executor
         if executor is None:
             raise ModelNotReady("the local embedding model is not loaded yet")
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, encoder_process.token_spans, text
-        )
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, encoder_process.token_spans, text
+            )
+        except BrokenExecutor:
+            self._restart_soon()
+            raise ProviderError("the embedding model's process stopped") from None
