@@ -51,11 +51,18 @@ def a_user() -> User:
 class CountedCheck:
     """A credential check that answers `principal` (or raises `error`) and counts its calls."""
 
-    def __init__(self, principal: Principal | None = None, error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        principal: Principal | None = None,
+        error: Exception | None = None,
+        *,
+        gated: bool = False,
+    ) -> None:
         self.principal = principal
         self.error = error
         self.calls = 0
-        self.gate: asyncio.Event | None = None
+        self.gate = asyncio.Event() if gated else None
+        """With a gate, each check waits for it: a check "under way" for as long as a test needs."""
 
     async def __call__(self) -> Principal:
         self.calls += 1
@@ -65,6 +72,11 @@ class CountedCheck:
             raise self.error
         assert self.principal is not None
         return self.principal
+
+
+def open_gate(check: CountedCheck) -> None:
+    assert check.gate is not None
+    check.gate.set()
 
 
 async def test_a_checked_credential_is_not_checked_again_until_the_ttl_passes() -> None:
@@ -99,22 +111,20 @@ async def test_an_entry_never_outlives_the_credential() -> None:
 async def test_concurrent_requests_with_one_credential_share_one_check() -> None:
     cache = CallerCache(5.0)
     user = a_user()
-    check = CountedCheck(Principal(user=user))
-    check.gate = asyncio.Event()
+    check = CountedCheck(Principal(user=user), gated=True)
     waiting = [asyncio.create_task(cache.user_for("gsk_a", check)) for _ in range(20)]
     await asyncio.sleep(0.01)
-    check.gate.set()
+    open_gate(check)
     assert all(found is user for found in await asyncio.gather(*waiting))
     assert check.calls == 1
 
 
 async def test_a_refused_credential_is_refused_to_every_waiter_and_never_cached() -> None:
     cache = CallerCache(5.0)
-    check = CountedCheck(error=InvalidCredentials())
-    check.gate = asyncio.Event()
+    check = CountedCheck(error=InvalidCredentials(), gated=True)
     waiting = [asyncio.create_task(cache.user_for("gsk_bad", check)) for _ in range(3)]
     await asyncio.sleep(0.01)
-    check.gate.set()
+    open_gate(check)
     results = await asyncio.gather(*waiting, return_exceptions=True)
     assert all(isinstance(result, InvalidCredentials) for result in results)
     with pytest.raises(InvalidCredentials):
@@ -125,13 +135,12 @@ async def test_a_refused_credential_is_refused_to_every_waiter_and_never_cached(
 async def test_a_waiter_that_goes_away_does_not_cancel_the_check_of_the_others() -> None:
     cache = CallerCache(5.0)
     user = a_user()
-    check = CountedCheck(Principal(user=user))
-    check.gate = asyncio.Event()
+    check = CountedCheck(Principal(user=user), gated=True)
     leaving = asyncio.create_task(cache.user_for("gsk_a", check))
     staying = asyncio.create_task(cache.user_for("gsk_a", check))
     await asyncio.sleep(0.01)
     leaving.cancel()
-    check.gate.set()
+    open_gate(check)
     assert await staying is user
     assert leaving.cancelled()
     assert (check.calls, len(cache)) == (1, 1)
@@ -155,14 +164,13 @@ async def test_forgetting_a_user_drops_their_entries_only() -> None:
 async def test_a_check_that_read_before_a_change_is_not_stored_after_it() -> None:
     cache = CallerCache(5.0)
     user = a_user()
-    check = CountedCheck(Principal(user=user))
-    check.gate = asyncio.Event()
+    check = CountedCheck(Principal(user=user), gated=True)
     before = asyncio.create_task(cache.user_for("gsk_a", check))
     await asyncio.sleep(0.01)  # the check has read the old rows ...
     cache.forget_user(user.id)  # ... and the change commits before it finishes
     after = asyncio.create_task(cache.user_for("gsk_a", check))  # a check of its own
     await asyncio.sleep(0.01)
-    check.gate.set()
+    open_gate(check)
     await asyncio.gather(before, after)
     assert check.calls == 2
     assert len(cache) == 1  # only the check started after the change was stored
