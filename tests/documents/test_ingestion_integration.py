@@ -27,6 +27,7 @@ from genai_service.settings import DocumentSettings, LocalEmbeddingSettings, Set
 from tests.conftest import client_for, make_settings
 from tests.documents.samples import HTML, MARKDOWN, TEXT, pdf_with_pages, upload, wait_for_final
 from tests.fakes import ScriptedChatModel
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +125,32 @@ async def read_document(settings: Settings, document_id: uuid.UUID) -> Document:
     return document
 
 
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux `/proc`)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.add(int(entry.name))
+    return children
+
+
+def alive(pids: set[int]) -> bool:
+    """Whether any of `pids` still runs (a zombie waiting for its reaper does not)."""
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            return True
+    return False
+
+
 async def test_a_killed_worker_is_replaced_and_the_document_is_indexed_once(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -164,8 +191,12 @@ async def test_a_killed_worker_is_replaced_and_the_document_is_indexed_once(
             assert worker.returncode is None, "the worker died on its own"
             assert time.monotonic() < deadline, f"no progress: {document.status}"
             await asyncio.sleep(0.05)
+        encoder = children_of(worker.pid)
+        assert encoder, "the worker runs its embedding model in a child process"
         worker.send_signal(signal.SIGKILL)
         await asyncio.wait_for(worker.wait(), 30)
+        # The encoder process goes with its worker instead of holding the model forever.
+        await wait_until(lambda: not alive(encoder), within=30)
     finally:
         if worker.returncode is None:
             worker.kill()

@@ -10,7 +10,9 @@ what encoding needs.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +28,28 @@ _model: SentenceTransformer | None = None
 """The child's model, loaded once by `_load` when the process starts."""
 
 
+def _exit_with_parent() -> None:
+    """End this process when the server that spawned it dies, however it dies.
+
+    The pool's task queue does not tell a worker: the worker holds both ends of the queue's
+    pipe, so it waits for work forever. A server killed outright (SIGKILL, out of memory) would
+    leave its encoder behind, holding the model in memory.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _load(path: str) -> None:
     global _model
+    _exit_with_parent()
     # Nothing is ever downloaded: the model is a local folder and the hub stays offline.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
