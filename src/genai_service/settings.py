@@ -126,6 +126,9 @@ class ConversationSettings(BaseModel):
     """Newest messages read for a turn's prompt, before they are fitted to the context window."""
     generation_deadline_seconds: Annotated[float, Field(gt=0)] = 600.0
     """Longest a generation may run; a generation still running past it failed."""
+    generation_liveness_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """A running generation whose process has given no sign of life for this long is taken as
+    interrupted (that process stopped); processes renew their generations three times as often."""
     event_retention_seconds: Annotated[float, Field(gt=0)] = 600.0
     """How long a finished generation's events can be replayed; afterwards `/events` is `410`."""
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0

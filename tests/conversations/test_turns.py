@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from genai_service.generations.runner import GenerationRunner
 from genai_service.kit.db import utcnow
 from genai_service.models.conversation import (
     Generation,
@@ -19,7 +21,7 @@ from genai_service.models.conversation import (
     MessageRole,
 )
 from genai_service.settings import Settings
-from tests.conftest import second_process
+from tests.conftest import client_for, second_process
 from tests.conversations.support import (
     FAILING_CHAT_MODEL,
     LONG_REPLY,
@@ -31,7 +33,8 @@ from tests.conversations.support import (
     started_app,
     wait_for_generation,
 )
-from tests.identity import Account
+from tests.identity import Account, new_account
+from tests.polling import wait_until
 
 MESSAGE_FIELDS = {
     "id",
@@ -218,8 +221,16 @@ async def test_a_message_too_long_for_the_model_is_refused(
     assert await messages_of(client, alice, conversation["id"]) == []
 
 
-async def add_stale_generation(app: FastAPI, conversation_id: str, owner: Account) -> None:
-    """A generation left `running` by a server that stopped an hour past its deadline."""
+async def add_stale_generation(
+    app: FastAPI,
+    conversation_id: str,
+    owner: Account,
+    *,
+    deadline_in: timedelta = timedelta(hours=-1),
+    heartbeat_ago: timedelta | None = None,
+) -> None:
+    """A generation left `running` by another server: by default one an hour past its deadline
+    (and with no heartbeat, as written before heartbeats existed)."""
     async with app.state.sessionmaker.begin() as session:
         question = Message(
             conversation_id=uuid.UUID(conversation_id), role=MessageRole.USER, content="lost"
@@ -232,7 +243,8 @@ async def add_stale_generation(app: FastAPI, conversation_id: str, owner: Accoun
                 owner_id=uuid.UUID(owner.id),
                 user_message_id=question.id,
                 model="fake-chat",
-                deadline_at=utcnow() - timedelta(hours=1),
+                deadline_at=utcnow() + deadline_in,
+                heartbeat_at=None if heartbeat_ago is None else utcnow() - heartbeat_ago,
             )
         )
 
@@ -312,3 +324,68 @@ async def test_a_reply_past_its_deadline_fails(
     assert LONG_REPLY.startswith(failed["content"])
     generation = await wait_for_generation(client, alice, response.json()["generation_id"])
     assert generation["status"] == "failed"
+
+
+async def test_a_generation_whose_process_went_silent_blocks_nothing(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    """Its server was killed a minute ago: the deadline is far off, but the heartbeat stopped."""
+    conversation = await new_conversation(client, alice, title="Killed")
+    await add_stale_generation(
+        app,
+        conversation["id"],
+        alice,
+        deadline_in=timedelta(minutes=9),
+        heartbeat_ago=timedelta(minutes=1),
+    )
+    response = await ask(client, alice, conversation["id"], "after the kill")
+    assert response.status_code == 201, response.text
+    assert response.json()["assistant_message"]["status"] == "completed"
+    stored = await messages_of(client, alice, conversation["id"])
+    [interrupted] = [m for m in stored if m["status"] == "failed"]
+    assert "stopped" in interrupted["error"]
+
+
+async def test_a_generation_another_live_process_writes_is_left_alone(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    conversation = await new_conversation(client, alice, title="Busy elsewhere")
+    await add_stale_generation(
+        app,
+        conversation["id"],
+        alice,
+        deadline_in=timedelta(minutes=9),
+        heartbeat_ago=timedelta(seconds=2),
+    )
+    response = await ask(client, alice, conversation["id"], "meanwhile")
+    assert response.status_code == 409
+    assert await app.state.generation_runner.fail_stale() == 0
+
+
+def one_running(runner: GenerationRunner) -> bool:
+    return runner.running == 1
+
+
+async def test_the_runner_renews_the_heartbeat_of_what_it_writes(
+    settings: Settings, alice: Account
+) -> None:
+    conversations = settings.conversations.model_copy(update={"generation_liveness_seconds": 0.3})
+    quick = second_process(settings).model_copy(update={"conversations": conversations})
+    async for app in started_app(quick):
+        async with client_for(app) as http:
+            account = await new_account(app, http, "alice")
+            conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
+            pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
+            await wait_until(partial(one_running, app.state.generation_runner))
+            async with app.state.sessionmaker() as session:
+                started = (await session.execute(select(Generation))).scalar_one()
+            await asyncio.sleep(0.5)  # longer than the liveness: only renewals keep it alive
+            assert await app.state.generation_runner.fail_stale() == 0
+            async with app.state.sessionmaker() as session:
+                renewed = (await session.execute(select(Generation))).scalar_one()
+            assert renewed.status is GenerationStatus.RUNNING
+            assert started.heartbeat_at is not None
+            assert renewed.heartbeat_at is not None
+            assert renewed.heartbeat_at > started.heartbeat_at
+            await http.post(f"/api/generations/{renewed.id}/cancel", headers=account.headers)
+            await pending

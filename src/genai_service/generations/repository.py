@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.models.conversation import Generation, GenerationStatus
@@ -42,17 +42,38 @@ class GenerationRepository:
         )
         return result.scalar_one_or_none()
 
-    async def running_past(
-        self, horizon: datetime, *, conversation_id: uuid.UUID | None = None
+    async def abandoned(
+        self,
+        *,
+        deadline_before: datetime,
+        silent_since: datetime,
+        excluding: Collection[uuid.UUID] = (),
+        conversation_id: uuid.UUID | None = None,
     ) -> Sequence[Generation]:
-        """Running generations whose deadline is before `horizon`: their writer is gone."""
+        """Running generations whose writer is gone: past their deadline, or no heartbeat since
+        `silent_since`. `excluding`: generations the caller is writing itself."""
         query = select(Generation).where(
-            Generation.status == GenerationStatus.RUNNING, Generation.deadline_at < horizon
+            Generation.status == GenerationStatus.RUNNING,
+            or_(
+                Generation.deadline_at < deadline_before,
+                Generation.heartbeat_at < silent_since,
+            ),
         )
+        if excluding:
+            query = query.where(Generation.id.not_in(excluding))
         if conversation_id is not None:
             query = query.where(Generation.conversation_id == conversation_id)
         result = await self.session.execute(query.with_for_update(skip_locked=True))
         return result.scalars().all()
+
+    async def renew(self, generation_ids: Collection[uuid.UUID], now: datetime) -> None:
+        """The heartbeat of generations still running, written by the process running them."""
+        await self.session.execute(
+            update(Generation)
+            .where(Generation.id.in_(generation_ids), Generation.status == GenerationStatus.RUNNING)
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     async def flush(self) -> None:
         await self.session.flush()

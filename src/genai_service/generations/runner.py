@@ -85,6 +85,7 @@ class GenerationRunner:
         self.titles = TitleWriter(sessionmaker, settings.title_max_tokens)
         self._generations: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> int:
@@ -92,8 +93,11 @@ class GenerationRunner:
 
     def start(self) -> None:
         """Look for generations a stopped server left running, in the background: start-up does
-        not wait for the database (the same check runs again before each turn)."""
+        not wait for the database (the same check runs again before each turn). Then renew the
+        heartbeat of this process's running generations until `close`."""
         self._chore(self._recover())
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="generation-heartbeat")
 
     async def _recover(self) -> None:
         try:
@@ -111,6 +115,10 @@ class GenerationRunner:
 
     async def close(self) -> None:
         """Cancel what still runs (its partial replies are stored), then wait for it."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.wait({heartbeat})
         for generation_id in list(self._generations):
             await self.events.request_cancel(generation_id)
         pending = {*self._generations.values(), *self._chores}
@@ -122,14 +130,19 @@ class GenerationRunner:
                 await asyncio.wait(late)
 
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
-        """Mark running generations well past their deadline as failed (their server stopped),
-        each with a failed reply saying so. Returns how many there were."""
+        """Mark running generations whose writer is gone as failed, each with a failed reply
+        saying so: those well past their deadline, and those whose process stopped renewing
+        their heartbeat (it crashed or was killed). Returns how many there were."""
         now = utcnow()
+        silence = timedelta(seconds=self.settings.generation_liveness_seconds)
         async with self.sessionmaker.begin() as session:
             generations = GenerationRepository(session)
             messages = MessageRepository(session)
-            stale = await generations.running_past(
-                now - STALE_GRACE, conversation_id=conversation_id
+            stale = await generations.abandoned(
+                deadline_before=now - STALE_GRACE,
+                silent_since=now - silence,
+                excluding=set(self._generations),
+                conversation_id=conversation_id,
             )
             for generation in stale:
                 message = await messages.add(
@@ -150,6 +163,18 @@ class GenerationRunner:
         if stale:
             logger.warning("marked {} interrupted generation(s) as failed", len(stale))
         return len(stale)
+
+    async def _beat(self) -> None:
+        interval = self.settings.generation_liveness_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not self._generations:
+                continue
+            try:
+                async with self.sessionmaker.begin() as session:
+                    await GenerationRepository(session).renew(set(self._generations), utcnow())
+            except (SQLAlchemyError, OSError) as error:
+                logger.warning("could not renew the running generations' heartbeat: {}", error)
 
     async def _guarded(self, plan: GenerationPlan) -> None:
         """`_run`, making sure the event log ends even when something unexpected fails."""
@@ -256,6 +281,8 @@ class GenerationRunner:
             generation = await GenerationRepository(session).get(plan.generation_id)
             if generation is None:
                 return "The conversation was deleted while its reply was being written."
+            if generation.status is not GenerationStatus.RUNNING:  # given up for interrupted
+                return "The reply was given up as interrupted while it was being written."
             message = await MessageRepository(session).add(
                 Message(
                     conversation_id=plan.conversation_id,

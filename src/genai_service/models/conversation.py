@@ -118,5 +118,7 @@ class Generation(Base):
         _string_enum(GenerationStatus), default=GenerationStatus.RUNNING
     )
     deadline_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    """Renewed while the generation's process writes it; when it stops, so has the writer."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
