@@ -385,3 +385,21 @@ async def test_the_runner_renews_the_heartbeat_of_what_it_writes(
             assert renewed.heartbeat_at > started.heartbeat_at
             await http.post(f"/api/generations/{renewed.id}/cancel", headers=account.headers)
             await pending
+
+
+async def test_a_reply_given_up_meanwhile_is_not_stored(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    """Another process took this one's silence for a crash and failed the generation (this
+    process stalled past the liveness period): the late reply must not be stored beside it."""
+    conversation = await new_conversation(client, alice, title="Given up", model=SLOW_CHAT_MODEL)
+    pending = asyncio.create_task(ask(client, alice, conversation["id"], "long one"))
+    await wait_until(partial(one_running, app.state.generation_runner))
+    async with app.state.sessionmaker.begin() as session:
+        generation = (await session.execute(select(Generation))).scalar_one()
+        generation.status = GenerationStatus.FAILED
+    response = await pending
+    assert response.status_code == 502, response.text
+    assert "given up" in response.json()["detail"]
+    stored = await messages_of(client, alice, conversation["id"])
+    assert [m["role"] for m in stored] == ["user"]
