@@ -20,8 +20,12 @@ class GenerationRepository:
         await self.session.flush()
         return generation
 
-    async def get(self, generation_id: uuid.UUID) -> Generation | None:
-        return await self.session.get(Generation, generation_id, populate_existing=True)
+    async def get(self, generation_id: uuid.UUID, *, for_update: bool = False) -> Generation | None:
+        """`for_update`: lock the row until the transaction ends (PostgreSQL), so a concurrent
+        `abandoned` skips it and a concurrent writer waits."""
+        return await self.session.get(
+            Generation, generation_id, populate_existing=True, with_for_update=for_update
+        )
 
     async def get_for_owner(
         self, generation_id: uuid.UUID, owner_id: uuid.UUID

@@ -278,7 +278,9 @@ class GenerationRunner:
         }[outcome.status]
         usage = outcome.usage
         async with self.sessionmaker.begin() as session:
-            generation = await GenerationRepository(session).get(plan.generation_id)
+            generation = await GenerationRepository(session).get(
+                plan.generation_id, for_update=True
+            )
             if generation is None:
                 return "The conversation was deleted while its reply was being written."
             if generation.status is not GenerationStatus.RUNNING:  # given up for interrupted
