@@ -130,7 +130,7 @@ class MicroBatcher:
         try:
             encoding = loop.run_in_executor(self._executor, self._encode, texts)
         except Exception as error:  # a broken or shut-down pool refuses work at once
-            self._fail(batch, error)
+            self._fail_batch(batch, error)
             return
         self._encoding.add(encoding)
         encoding.add_done_callback(lambda done: self._deliver(batch, done))
@@ -144,7 +144,7 @@ class MicroBatcher:
             return
         error = encoding.exception()
         if error is not None:  # every request of the batch gets the failure; others go on
-            self._fail(batch, error)
+            self._fail_batch(batch, error)
             return
         vectors = encoding.result()
         offset = 0
@@ -153,8 +153,12 @@ class MicroBatcher:
                 request.future.set_result(vectors[offset : offset + len(request.texts)])
             offset += len(request.texts)
 
-    def _fail(self, batch: list[_Request], error: BaseException) -> None:
-        _fail_batch(batch, error)
+    def _fail_batch(self, batch: list[_Request], error: BaseException) -> None:
+        texts = sum(len(request.texts) for request in batch)
+        logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
+        failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
+        for request in batch:
+            _fail(request, failure)
         if isinstance(error, BrokenExecutor) and self._on_broken is not None:
             self._on_broken()
 
@@ -181,14 +185,6 @@ class MicroBatcher:
         while self._queue:
             _fail(self._queue.popleft(), ModelNotReady("the embedding model is not running"))
         self._queued_texts = 0
-
-
-def _fail_batch(batch: list[_Request], error: BaseException) -> None:
-    texts = sum(len(request.texts) for request in batch)
-    logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
-    failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
-    for request in batch:
-        _fail(request, failure)
 
 
 def _fail(request: _Request, error: Exception) -> None:
