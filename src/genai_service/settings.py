@@ -105,10 +105,15 @@ class AuthSettings(BaseModel):
     access_token_ttl_seconds: Annotated[int, Field(ge=30)] = 15 * 60
     refresh_token_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
     """Idle lifetime of a refresh token; every rotation starts a new one."""
-    login_failures_per_account: Annotated[int, Field(ge=1)] = 10
-    """Failed logins for one email within the window before further attempts get 429."""
+    login_failures_per_account_and_client: Annotated[int, Field(ge=1)] = 10
+    """Failed logins for one email from one client address within the window before further
+    attempts from that address get 429 (the account's owner elsewhere is not locked out)."""
     login_failures_per_client: Annotated[int, Field(ge=1)] = 50
     """Failed logins from one client address within the window before it gets 429."""
+    login_failures_per_account: Annotated[int, Field(ge=1)] | None = None
+    """Failed logins for one email from any address within the window before every further
+    attempt gets 429. Off by default: it bounds guessing spread over many addresses, but lets
+    such a guesser lock the account's owner out for as long as the guessing goes on."""
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
     caller_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long routes that run a model trust a credential checked before. Changes made through
