@@ -23,6 +23,7 @@ from tests.identity import (
     unique_email,
 )
 
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -43,7 +43,9 @@ async def test_simultaneous_guesses_beyond_the_limit_are_never_verified(
     verifications: list[str | None],
 ) -> None:
     limit = settings.auth.login_failures_per_account_and_client
-    responses = await asyncio.gather(*(login(client, alice.email, WRONG_PASSWORD) for _ in range(50)))
+    responses = await asyncio.gather(
+        *(login(client, alice.email, WRONG_PASSWORD) for _ in range(50))
+    )
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {401: limit, 429: 50 - limit}
     assert len(verifications) == limit
