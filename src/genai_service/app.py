@@ -30,6 +30,7 @@ from genai_service.kit.middleware.cors import ProblemCORSMiddleware
 from genai_service.kit.middleware.request_id import RequestIdMiddleware
 from genai_service.kit.middleware.security_headers import SecurityHeadersMiddleware
 from genai_service.kit.middleware.unhandled_errors import UnhandledErrorMiddleware
+from genai_service.kit.openapi import install_error_responses
 from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
 from genai_service.kit.slash_redirect import RelativeSlashRedirect
@@ -148,4 +149,5 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     # Outermost: the client's address and scheme, believed from trusted proxies only.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.http.forwarded_allow_ips)
     app.include_router(api_router)
+    install_error_responses(app)
     return app
