@@ -128,7 +128,8 @@ class ConversationSettings(BaseModel):
     """Longest a generation may run; a generation still running past it failed."""
     generation_liveness_seconds: Annotated[float, Field(gt=0)] = 30.0
     """A running generation whose process has given no sign of life for this long is taken as
-    interrupted (that process stopped); processes renew their generations three times as often."""
+    interrupted (that process stopped) and given up by the sweep every process runs; processes
+    renew their generations, and sweep, three times as often."""
     event_retention_seconds: Annotated[float, Field(gt=0)] = 600.0
     """How long a finished generation's events can be replayed; afterwards `/events` is `410`."""
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
