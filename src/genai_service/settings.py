@@ -74,7 +74,8 @@ class ProviderSettings(BaseModel):
     timeout: Annotated[float, Field(gt=0)] = 60.0
     max_retries: Annotated[int, Field(ge=0)] = 2
     context_window: Annotated[int, Field(ge=256)] = 8192
-    """Tokens the remote chat model holds, prompt plus reply (the OpenAI API does not report it)."""
+    """Tokens the remote chat model holds, prompt plus reply; for an embedding model, the most
+    tokens of one input it reads (the OpenAI API reports neither)."""
 
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
@@ -90,6 +91,10 @@ class InferenceSettings(BaseModel):
     )
     default_chat_model: str = DEFAULT_CHAT_MODEL
     default_embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    max_embedding_request_tokens: Annotated[int, Field(ge=1)] = 32_768
+    """Most tokens one `/v1/embeddings` request may embed, all inputs together (counted by the
+    model, special tokens included); more is `400`. The default takes a few seconds of the
+    embedded model on two cores."""
     local_chat: LocalChatSettings = Field(default_factory=LocalChatSettings)
     local_embeddings: LocalEmbeddingSettings = Field(default_factory=LocalEmbeddingSettings)
 
