@@ -93,8 +93,8 @@ class InferenceSettings(BaseModel):
     default_embedding_model: str = DEFAULT_EMBEDDING_MODEL
     max_embedding_request_tokens: Annotated[int, Field(ge=1)] = 32_768
     """Most tokens one `/v1/embeddings` request may embed, all inputs together (counted by the
-    model, special tokens included); more is `400`. The default takes a few seconds of the
-    embedded model on two cores."""
+    model, special tokens included); more is `400`. The default (128 inputs of MiniLM's full
+    window) takes several seconds of the embedded model on two idle cores."""
     local_chat: LocalChatSettings = Field(default_factory=LocalChatSettings)
     local_embeddings: LocalEmbeddingSettings = Field(default_factory=LocalEmbeddingSettings)
 
