@@ -44,7 +44,7 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
         local_chat=LocalChatSettings(n_ctx=512, n_seq_max=1, n_threads=1, max_queue=4),
     )
     application = create_app(make_settings(tmp_path, database_url, inference=inference))
-    async with LifespanManager(application, startup_timeout=120):
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
         await application.state.models.start()
         yield application
 

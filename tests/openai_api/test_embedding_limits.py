@@ -114,7 +114,7 @@ async def minilm_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI
         embeddings={"all-minilm-l6-v2": LocalEmbeddingModel(LocalEmbeddingSettings())}
     )
     application = create_app(make_settings(tmp_path, database_url), models=models)
-    async with LifespanManager(application, startup_timeout=120):
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
         await application.state.models.start()
         yield application
 
