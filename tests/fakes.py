@@ -117,16 +117,37 @@ class FailingChatModel(ScriptedChatModel):
 
 class FakeEmbeddingModel:
     """Bag-of-words hashing vectors: deterministic, L2-normalised, and texts sharing words are
-    closer than texts that share none, so retrieval tests rank sensibly."""
+    closer than texts that share none, so retrieval tests rank sensibly.
 
-    def __init__(self, dimension: int = 64) -> None:
+    Its tokens are words and punctuation marks, plus two special tokens per text, as a BERT
+    tokenizer adds; it reads `max_input_tokens` of them.
+    """
+
+    SPECIAL_TOKENS = 2
+
+    def __init__(self, dimension: int = 64, *, max_input_tokens: int = 256) -> None:
         self._dimension = dimension
+        self._max_input_tokens = max_input_tokens
         self._ready = False
         self.calls: list[list[str]] = []
 
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self._max_input_tokens
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not self._ready:
+            raise ModelNotReady("the fake embedding model is not started")
+        cap = self._max_input_tokens + 1
+        return [min(len(self.tokens(text)) + self.SPECIAL_TOKENS, cap) for text in texts]
+
+    @staticmethod
+    def tokens(text: str) -> list[str]:
+        return re.findall(r"\w+|[^\w\s]", text)
 
     @property
     def ready(self) -> bool:
@@ -145,8 +166,10 @@ class FakeEmbeddingModel:
         return [self.vector(text) for text in texts]
 
     def vector(self, text: str) -> list[float]:
+        """Of the tokens the model reads: the first `max_input_tokens` (specials included)."""
+        read = self.tokens(text)[: self._max_input_tokens - self.SPECIAL_TOKENS]
         vector = [0.0] * self._dimension
-        for word in re.findall(r"\w+", text.lower()) or [text]:
+        for word in re.findall(r"\w+", " ".join(read).lower()) or [text]:
             digest = hashlib.sha256(word.encode()).digest()
             index = int.from_bytes(digest[:4], "big") % self._dimension
             vector[index] += 1.0

@@ -87,7 +87,8 @@ class ProviderSettings(BaseModel):
     timeout: Annotated[float, Field(gt=0)] = 60.0
     max_retries: Annotated[int, Field(ge=0)] = 2
     context_window: Annotated[int, Field(ge=256)] = 8192
-    """Tokens the remote chat model holds, prompt plus reply (the OpenAI API does not report it)."""
+    """Tokens the remote chat model holds, prompt plus reply; for an embedding model, the most
+    tokens of one input it reads (the OpenAI API reports neither)."""
 
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
@@ -103,6 +104,10 @@ class InferenceSettings(BaseModel):
     )
     default_chat_model: str = DEFAULT_CHAT_MODEL
     default_embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    max_embedding_request_tokens: Annotated[int, Field(ge=1)] = 32_768
+    """Most tokens one `/v1/embeddings` request may embed, all inputs together (counted by the
+    model, special tokens included); more is `400`. The default (128 inputs of MiniLM's full
+    window) takes several seconds of the embedded model on two idle cores."""
     local_chat: LocalChatSettings = Field(default_factory=LocalChatSettings)
     local_embeddings: LocalEmbeddingSettings = Field(default_factory=LocalEmbeddingSettings)
 
@@ -146,7 +151,8 @@ class ConversationSettings(BaseModel):
     """Longest a generation may run; a generation still running past it failed."""
     generation_liveness_seconds: Annotated[float, Field(gt=0)] = 30.0
     """A running generation whose process has given no sign of life for this long is taken as
-    interrupted (that process stopped); processes renew their generations three times as often."""
+    interrupted (that process stopped) and given up by the sweep every process runs; processes
+    renew their generations, and sweep, three times as often."""
     event_retention_seconds: Annotated[float, Field(gt=0)] = 600.0
     """How long a finished generation's events can be replayed; afterwards `/events` is `410`."""
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0

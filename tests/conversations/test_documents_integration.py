@@ -57,7 +57,7 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
         documents=DocumentSettings(chunk_tokens=40, chunk_overlap=8),
     )
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=180):
+    async with LifespanManager(application, startup_timeout=180, shutdown_timeout=60):
         await application.state.models.start()
         yield application
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,7 +44,7 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
         local_chat=LocalChatSettings(n_ctx=512, n_seq_max=1, n_threads=1, max_queue=4),
     )
     application = create_app(make_settings(tmp_path, database_url, inference=inference))
-    async with LifespanManager(application, startup_timeout=120):
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
         await application.state.models.start()
         yield application
 
@@ -127,3 +128,24 @@ async def test_cancel_frees_the_slot_at_once(
     assert answer.json()["assistant_message"]["status"] == "completed"
     assert model.stats.generated_tokens - generated <= 8 + 1
     assert time.monotonic() - started < 60
+
+
+async def test_deleting_the_conversation_frees_the_slot_at_once(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    model = local_model(app)
+    long_turn = await new_conversation(client, alice, title="Long")
+    pending = asyncio.create_task(ask(client, alice, long_turn["id"], STORY, max_tokens=400))
+    await wait_until(lambda: model.stats.active == 1 and model.stats.generated_tokens > 2)
+    url = f"/api/conversations/{long_turn['id']}"
+    assert (await client.delete(url, headers=alice.headers)).status_code == 204
+    response = await asyncio.wait_for(pending, 10)
+    assert response.status_code == 404, response.text
+    assert response.json()["type"].endswith("conversation-deleted")
+    await wait_until(lambda: model.stats.active == 0, within=5)
+    generated = model.stats.generated_tokens
+    # The one slot is free: the next turn runs now, not after 400 tokens.
+    other = await new_conversation(client, alice, title="Next")
+    answer = await ask(client, alice, other["id"], "Say hi.", max_tokens=8, temperature=0)
+    assert answer.status_code == 201, answer.text
+    assert model.stats.generated_tokens - generated <= 8 + 1

@@ -412,3 +412,22 @@ async def test_remote_embedding_errors_are_mapped(server: ScriptedServer) -> Non
             await model.embed(["hello"])
     finally:
         await model.close()
+
+
+async def test_remote_embeddings_estimate_tokens_and_send_only_the_window(
+    server: ScriptedServer,
+) -> None:
+    """The window is the provider's `context_window`; tokens are estimated as words and
+    punctuation marks, and a longer text is cut after the window's last one before it is sent."""
+    model = RemoteEmbeddingModel("our-embedder", provider(server.url("ok"), context_window=256))
+    await model.start()
+    try:
+        assert model.max_input_tokens == 256
+        words = [f"w{index}" for index in range(300)]
+        long = " ".join(words)
+        counts = await model.count_tokens(["Hello, world!", "", long, " ".join(words[:256])])
+        assert counts == [4, 0, 257, 256]
+        await model.embed(["short one", long])
+    finally:
+        await model.close()
+    assert server.recorded.bodies[-1]["input"] == ["short one", " ".join(words[:256])]

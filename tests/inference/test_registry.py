@@ -193,6 +193,18 @@ async def test_embedding_fallback_and_dimension_check(closed_port: str) -> None:
         await FallbackEmbeddingModel("embedder", [other_size, answering]).embed(["alpha"])
 
 
+async def test_an_embedding_chain_reads_what_every_provider_reads() -> None:
+    """Its window is the smallest of its providers'; the first provider counts, capped there."""
+    wide, narrow = FakeEmbeddingModel(max_input_tokens=512), FakeEmbeddingModel(max_input_tokens=8)
+    chain = FallbackEmbeddingModel("embedder", [wide, narrow])
+    await chain.start()
+    try:
+        assert chain.max_input_tokens == 8
+        assert await chain.count_tokens(["one two three", " ".join(["word"] * 20)]) == [5, 9]
+    finally:
+        await chain.close()
+
+
 async def test_readiness_has_a_key_per_name_and_follows_the_models() -> None:
     shared, other = ScriptedChatModel(), ScriptedChatModel()
     embedder = FakeEmbeddingModel()

@@ -92,6 +92,20 @@ def test_embeddings(client: openai.OpenAI) -> None:
     assert similarity > 0.5
 
 
+def test_a_long_embedding_input_is_refused_unless_truncation_is_asked_for(
+    client: openai.OpenAI,
+) -> None:
+    long = "lighthouse keepers climb the tower " * 100
+    with pytest.raises(openai.BadRequestError, match="longer than the 256 tokens") as refused:
+        client.embeddings.create(model=DEFAULT_EMBEDDING_MODEL, input=long)
+    assert refused.value.param == "input"
+    result = client.embeddings.create(
+        model=DEFAULT_EMBEDDING_MODEL, input=long, extra_body={"truncate": True}
+    )
+    assert len(result.data[0].embedding) == 384
+    assert result.usage.prompt_tokens == 256
+
+
 def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="gpt-nonexistent"):
         client.chat.completions.create(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL
+from tests.fakes import FakeEmbeddingModel
 
 
 def user(content: str) -> list[dict[str, str]]:
@@ -127,7 +128,7 @@ async def test_embeddings_float_and_base64(client: httpx.AsyncClient) -> None:
         raw = base64.b64decode(packed["embedding"])
         decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
         assert decoded == pytest.approx(plain["embedding"], abs=1e-6)
-    assert floats["usage"]["prompt_tokens"] == 3
+    assert floats["usage"]["prompt_tokens"] == 3 + 2 * FakeEmbeddingModel.SPECIAL_TOKENS
 
 
 async def test_embeddings_reject_empty_input(client: httpx.AsyncClient) -> None:

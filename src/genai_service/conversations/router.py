@@ -35,7 +35,7 @@ TURN_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"text/event-stream": {}},
         "description": "With `stream: true`: the generation's events as SSE.",
     },
-    404: {},
+    404: {"description": "No such conversation, or it was deleted while the reply was written."},
     409: {"description": "A reply is already being written in this conversation."},
     502: {"description": "The model failed; the failed reply is stored."},
 }
@@ -83,7 +83,8 @@ async def update_conversation(
 async def delete_conversation(
     conversation_id: uuid.UUID, user: CurrentUser, service: ConversationServiceDep
 ) -> None:
-    """Delete the conversation and its messages (a reply being written is cancelled)."""
+    """Delete the conversation, its messages and generations. A reply being written is stopped
+    and dropped; its followers get an `error` event with `reason: conversation-deleted`."""
     await service.delete(user, conversation_id)
 
 

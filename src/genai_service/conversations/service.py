@@ -87,16 +87,18 @@ class ConversationService:
         return conversation
 
     async def delete(self, owner: User, conversation_id: uuid.UUID) -> None:
-        """Delete the conversation with its messages; a reply being written is cancelled."""
+        """Delete the conversation with its messages and generations. A reply being written is
+        stopped and dropped: its writer's final write waits for this transaction (the locked
+        row) and then finds the generation gone."""
         conversation = await self.get(owner, conversation_id)
-        running = await self.generations.running_for_conversation(conversation.id)
+        running = await self.generations.running_for_conversation(conversation.id, for_update=True)
+        await self.conversations.delete(conversation)
         if running is not None:
             try:
                 await self.events.request_cancel(running.id)
             except EventsExpired:
-                # Its writer is gone; the stale row goes with the conversation.
-                logger.debug("generation {} had no live writer", running.id)
-        await self.conversations.delete(conversation)
+                # Another process writes it (or none does): it stops at its next heartbeat.
+                logger.debug("generation {} has no writer in this process", running.id)
         logger.debug("conversation {} deleted by user {}", conversation.id, owner.id)
 
     async def list_messages(

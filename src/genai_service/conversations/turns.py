@@ -22,7 +22,11 @@ from genai_service.conversations.repository import ConversationRepository, Messa
 from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.repository import GenerationRepository
-from genai_service.generations.runner import GenerationPlan, GenerationRunner
+from genai_service.generations.runner import (
+    CONVERSATION_DELETED,
+    GenerationPlan,
+    GenerationRunner,
+)
 from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import close_iterator
@@ -42,6 +46,11 @@ from genai_service.settings import ConversationSettings
 class ConversationNotFound(NotFound):
     title = "Conversation not found"
     slug = "conversation-not-found"
+
+
+class ConversationDeleted(ConversationNotFound):
+    title = "Conversation deleted"
+    slug = "conversation-deleted"
 
 
 class GenerationInProgress(Conflict):
@@ -114,44 +123,46 @@ class TurnService:
             turn.temperature if turn.temperature is not None else self.settings.default_temperature
         )
         now = utcnow()
-        async with self.sessionmaker.begin() as session:
-            generations = GenerationRepository(session)
-            messages = MessageRepository(session)
-            if await generations.running_for_conversation(conversation.id) is not None:
-                raise self._in_progress()
-            history = await messages.newest_for_prompt(
-                conversation.id, self.settings.history_messages
-            )
-            prompt = await asyncio.to_thread(
-                build_prompt,
-                model,
-                system_prompt=conversation.system_prompt,
-                history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
-                question=turn.content,
-                max_tokens=max_tokens,
-                sources=sources,
-            )
-            user_message = await messages.add(
-                Message(
+        try:
+            async with self.sessionmaker.begin() as session:
+                generations = GenerationRepository(session)
+                messages = MessageRepository(session)
+                if await generations.running_for_conversation(conversation.id) is not None:
+                    raise self._in_progress()
+                history = await messages.newest_for_prompt(
+                    conversation.id, self.settings.history_messages
+                )
+                prompt = await asyncio.to_thread(
+                    build_prompt,
+                    model,
+                    system_prompt=conversation.system_prompt,
+                    history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
+                    question=turn.content,
+                    max_tokens=max_tokens,
+                    sources=sources,
+                )
+                user_message = await messages.add(
+                    Message(
+                        conversation_id=conversation.id,
+                        role=MessageRole.USER,
+                        content=turn.content,
+                        created_at=now,
+                    )
+                )
+                generation = Generation(
                     conversation_id=conversation.id,
-                    role=MessageRole.USER,
-                    content=turn.content,
+                    owner_id=owner.id,
+                    user_message_id=user_message.id,
+                    model=model_name,
+                    deadline_at=now + timedelta(seconds=self.settings.generation_deadline_seconds),
                     created_at=now,
                 )
-            )
-            generation = Generation(
-                conversation_id=conversation.id,
-                owner_id=owner.id,
-                user_message_id=user_message.id,
-                model=model_name,
-                deadline_at=now + timedelta(seconds=self.settings.generation_deadline_seconds),
-                created_at=now,
-            )
-            try:
                 await generations.add(generation)
-            except IntegrityError:
-                raise self._in_progress() from None
-            await ConversationRepository(session).touch(conversation.id, now)
+                await ConversationRepository(session).touch(conversation.id, now)
+        except IntegrityError:
+            # Another turn's running generation won the race, or the conversation was deleted.
+            await self.conversation_for(owner, conversation.id)
+            raise self._in_progress() from None
         plan = self._plan(conversation, generation, prompt, turn, max_tokens, temperature)
         user = MessageRead.model_validate(user_message)
         await self.runner.launch(
@@ -175,12 +186,16 @@ class TurnService:
         return conversation
 
     async def wait(self, started: StartedTurn) -> TurnRead:
-        """Wait for the end of a started turn: its reply, or 502 with the failed reply stored."""
+        """Wait for the end of a started turn: its reply; 502 with the failed reply stored; or
+        404 when the conversation was deleted meanwhile (the reply was dropped)."""
         terminal = await self.terminal_event(started.generation_id)
         message = terminal.data.get("message")
+        detail = str(terminal.data.get("detail") or "The reply failed.")
+        if terminal.data.get("reason") == CONVERSATION_DELETED:
+            raise ConversationDeleted(detail, extra={"generation_id": str(started.generation_id)})
         if terminal.type == "error":
             raise GenerationFailed(
-                str(terminal.data.get("detail") or "The reply failed."),
+                detail,
                 extra={
                     "generation_id": str(started.generation_id),
                     "user_message": started.user_message.model_dump(mode="json"),

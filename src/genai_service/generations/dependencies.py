@@ -9,6 +9,7 @@ from genai_service.generations.events import EventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.generations.service import GenerationService
 from genai_service.kit.db import SessionDep
+from genai_service.settings import SettingsDep
 
 
 def get_event_log(connection: HTTPConnection) -> EventLog:
@@ -25,8 +26,11 @@ EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 GenerationRunnerDep = Annotated[GenerationRunner, Depends(get_generation_runner)]
 
 
-def get_generation_service(session: SessionDep, events: EventLogDep) -> GenerationService:
-    return GenerationService(session, events)
+async def get_generation_service(
+    session: SessionDep, events: EventLogDep, settings: SettingsDep
+) -> GenerationService:
+    liveness = settings.conversations.generation_liveness_seconds
+    return GenerationService(session, events, liveness_seconds=liveness)
 
 
 GenerationServiceDep = Annotated[GenerationService, Depends(get_generation_service)]

@@ -49,9 +49,19 @@ async def follow_generation(
     return EventSourceResponse(stream, headers=NO_BUFFERING)
 
 
-@router.post("/{generation_id}/cancel", responses={404: {}, 409: {}})
+CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {},
+    409: {
+        "description": "The generation is not running, or another server process writes it "
+        "(it cannot be reached from this one; `Retry-After` says when it counts as stopped)."
+    },
+}
+
+
+@router.post("/{generation_id}/cancel", responses=CANCEL_RESPONSES)
 async def cancel_generation(
     generation_id: uuid.UUID, user: ModelCaller, service: GenerationServiceDep
 ) -> GenerationRead:
-    """Stop a running generation; its partial reply is stored with `status: cancelled`."""
+    """Stop a running generation; its partial reply is stored with `status: cancelled`. A
+    generation whose server stopped is stored as cancelled at once, with an empty reply."""
     return GenerationRead.model_validate(await service.cancel(user, generation_id))

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from loguru import logger
@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from genai_service.conversations.repository import ConversationRepository, MessageRepository
 from genai_service.conversations.schemas import MessageRead
 from genai_service.conversations.titles import TitleWriter
-from genai_service.generations.events import EventLog
+from genai_service.generations.events import EventLog, EventType
+from genai_service.generations.orphans import OrphanCutoff, give_up
 from genai_service.generations.repository import GenerationRepository
 from genai_service.inference.base import ChatRequest, Usage
 from genai_service.inference.registry import ModelRegistry
@@ -37,10 +38,9 @@ from genai_service.models.conversation import (
 )
 from genai_service.settings import ConversationSettings
 
-STALE_GRACE = timedelta(seconds=30)
-"""A running generation this long past its deadline has no writer any more (the server stopped)."""
-INTERRUPTED = "The server stopped before this reply was finished."
 SHUTDOWN_WAIT_SECONDS = 10.0
+CONVERSATION_DELETED = "conversation-deleted"
+"""The `reason` of the final event of a generation whose conversation was deleted meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,41 @@ class _Outcome:
     text: str
     usage: Usage | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How a generation ended, as its final event tells it: `done` when a completed or cancelled
+    reply is stored, `error` when the reply failed or none is stored."""
+
+    status: GenerationStatus
+    message: Message | None
+    detail: str | None = None
+    reason: str | None = None
+
+    @property
+    def event_type(self) -> EventType:
+        stored = self.message is not None and self.status is not GenerationStatus.FAILED
+        return "done" if stored else "error"
+
+    def data(self, generation_id: uuid.UUID) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "generation_id": str(generation_id),
+            "status": self.status.value,
+            "message": None if self.message is None else message_data(self.message),
+        }
+        if self.detail is not None:
+            data["detail"] = self.detail
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+
+_MESSAGE_STATUS = {
+    GenerationStatus.COMPLETED: MessageStatus.COMPLETED,
+    GenerationStatus.CANCELLED: MessageStatus.CANCELLED,
+    GenerationStatus.FAILED: MessageStatus.FAILED,
+}
 
 
 def message_data(message: Message) -> dict[str, Any]:
@@ -92,18 +127,12 @@ class GenerationRunner:
         return len(self._generations)
 
     def start(self) -> None:
-        """Look for generations a stopped server left running, in the background: start-up does
-        not wait for the database (the same check runs again before each turn). Then renew the
-        heartbeat of this process's running generations until `close`."""
-        self._chore(self._recover())
+        """Give up generations a stopped server left running, in the background (start-up does
+        not wait for the database). Then, until `close`, renew the heartbeat of this process's
+        generations and sweep for orphaned ones, every third of the liveness period."""
+        self._chore(self._sweep())
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name="generation-heartbeat")
-
-    async def _recover(self) -> None:
-        try:
-            await self.fail_stale()
-        except (SQLAlchemyError, OSError) as error:
-            logger.warning("could not look for interrupted generations: {}", error)
 
     async def launch(self, plan: GenerationPlan, first_event: dict[str, Any]) -> None:
         """Open the generation's event log with its `generation` event, then start it."""
@@ -130,51 +159,52 @@ class GenerationRunner:
                 await asyncio.wait(late)
 
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
-        """Mark running generations whose writer is gone as failed, each with a failed reply
-        saying so: those well past their deadline, and those whose process stopped renewing
-        their heartbeat (it crashed or was killed). Returns how many there were."""
+        """Give up the running generations whose writer is gone (see `orphans`), each with a
+        failed reply saying so; never one this process writes. Returns how many there were."""
         now = utcnow()
-        silence = timedelta(seconds=self.settings.generation_liveness_seconds)
+        cutoff = OrphanCutoff.at(now, self.settings.generation_liveness_seconds)
+        given_up = 0
         async with self.sessionmaker.begin() as session:
-            generations = GenerationRepository(session)
-            messages = MessageRepository(session)
-            stale = await generations.abandoned(
-                deadline_before=now - STALE_GRACE,
-                silent_since=now - silence,
+            candidates = await GenerationRepository(session).abandoned(
+                cutoff.condition(),
                 excluding=set(self._generations),
                 conversation_id=conversation_id,
             )
-            for generation in stale:
-                message = await messages.add(
-                    Message(
-                        conversation_id=generation.conversation_id,
-                        role=MessageRole.ASSISTANT,
-                        content="",
-                        model=generation.model,
-                        status=MessageStatus.FAILED,
-                        error=INTERRUPTED,
-                        created_at=now,
-                    )
-                )
-                generation.status = GenerationStatus.FAILED
-                generation.assistant_message_id = message.id
-                generation.finished_at = now
-            await generations.flush()
-        if stale:
-            logger.warning("marked {} interrupted generation(s) as failed", len(stale))
-        return len(stale)
+            for generation in candidates:
+                if await give_up(session, generation, GenerationStatus.FAILED, now, cutoff):
+                    given_up += 1
+        if given_up:
+            logger.warning("gave up {} generation(s) whose server stopped", given_up)
+        return given_up
+
+    async def _sweep(self) -> None:
+        try:
+            await self.fail_stale()
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("could not look for interrupted generations: {}", error)
 
     async def _beat(self) -> None:
         interval = self.settings.generation_liveness_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            if not self._generations:
-                continue
             try:
-                async with self.sessionmaker.begin() as session:
-                    await GenerationRepository(session).renew(set(self._generations), utcnow())
+                await self._renew()
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("could not renew the running generations' heartbeat: {}", error)
+            await self._sweep()
+
+    async def _renew(self) -> None:
+        """Renew this process's generations; stop those ended meanwhile by someone else (another
+        process gave them up or deleted their conversation), so their model slots free up."""
+        writing = set(self._generations)
+        if not writing:
+            return
+        async with self.sessionmaker.begin() as session:
+            running = await GenerationRepository(session).renew(writing, utcnow())
+        for generation_id in writing - running:
+            if generation_id in self._generations:
+                logger.debug("generation {} was ended elsewhere; stopping it", generation_id)
+                await self.events.request_cancel(generation_id)
 
     async def _guarded(self, plan: GenerationPlan) -> None:
         """`_run`, making sure the event log ends even when something unexpected fails."""
@@ -200,22 +230,16 @@ class GenerationRunner:
         started = time.monotonic()
         outcome = await self._generate(plan)
         latency_ms = round((time.monotonic() - started) * 1000)
-        data: dict[str, Any] = {"generation_id": str(plan.generation_id)}
         try:
-            stored = await self._store(plan, outcome, latency_ms)
+            ending = await self._store(plan, outcome, latency_ms)
         except SQLAlchemyError:
             logger.exception("the reply of generation {} could not be stored", plan.generation_id)
-            stored = "The reply could not be stored."
-        if isinstance(stored, str):
-            failed = {**data, "status": GenerationStatus.FAILED.value, "message": None}
-            await self.events.append(plan.generation_id, "error", {**failed, "detail": stored})
-            return
-        data |= {"status": outcome.status.value, "message": message_data(stored)}
-        if outcome.status is GenerationStatus.FAILED:
-            await self.events.append(plan.generation_id, "error", {**data, "detail": outcome.error})
-            return
-        await self.events.append(plan.generation_id, "done", data)
-        if outcome.status is GenerationStatus.COMPLETED and plan.title_question is not None:
+            ending = _Ending(GenerationStatus.FAILED, None, "The reply could not be stored.")
+        await self.events.append(
+            plan.generation_id, ending.event_type, ending.data(plan.generation_id)
+        )
+        stored = ending.status is GenerationStatus.COMPLETED and ending.message is not None
+        if stored and plan.title_question is not None:
             self._chore(self._title(plan, plan.title_question, outcome.text))
 
     async def _generate(self, plan: GenerationPlan) -> _Outcome:
@@ -266,25 +290,15 @@ class GenerationRunner:
             detail = "The model failed unexpectedly."
         return _Outcome(GenerationStatus.FAILED, "".join(parts), error=detail)
 
-    async def _store(
-        self, plan: GenerationPlan, outcome: _Outcome, latency_ms: int
-    ) -> Message | str:
-        """The reply, written with the runner's own session; why not, when it cannot be."""
+    async def _store(self, plan: GenerationPlan, outcome: _Outcome, latency_ms: int) -> _Ending:
+        """The reply, written with the runner's own session — unless the generation was ended
+        meanwhile by someone else, or its conversation was deleted: then nothing is written."""
         now = utcnow()
-        message_status = {
-            GenerationStatus.COMPLETED: MessageStatus.COMPLETED,
-            GenerationStatus.CANCELLED: MessageStatus.CANCELLED,
-            GenerationStatus.FAILED: MessageStatus.FAILED,
-        }[outcome.status]
         usage = outcome.usage
         async with self.sessionmaker.begin() as session:
-            generation = await GenerationRepository(session).get(
-                plan.generation_id, for_update=True
-            )
-            if generation is None:
-                return "The conversation was deleted while its reply was being written."
-            if generation.status is not GenerationStatus.RUNNING:  # given up for interrupted
-                return "The reply was given up as interrupted while it was being written."
+            generations = GenerationRepository(session)
+            if not await generations.finish(plan.generation_id, outcome.status, now):
+                return await self._not_stored(session, plan.generation_id)
             message = await MessageRepository(session).add(
                 Message(
                     conversation_id=plan.conversation_id,
@@ -294,17 +308,37 @@ class GenerationRunner:
                     prompt_tokens=usage.prompt_tokens if usage else plan.prompt_tokens,
                     completion_tokens=usage.completion_tokens if usage else None,
                     latency_ms=latency_ms,
-                    status=message_status,
+                    status=_MESSAGE_STATUS[outcome.status],
                     error=outcome.error,
                     citations=plan.citations,
                     created_at=now,
                 )
             )
-            generation.status = outcome.status
-            generation.assistant_message_id = message.id
-            generation.finished_at = now
+            await generations.attach_reply(plan.generation_id, message.id)
             await ConversationRepository(session).touch(plan.conversation_id, now)
-            return message
+            return _Ending(outcome.status, message, outcome.error)
+
+    @staticmethod
+    async def _not_stored(session: AsyncSession, generation_id: uuid.UUID) -> _Ending:
+        generation = await GenerationRepository(session).get(generation_id)
+        if generation is None:
+            logger.info("generation {} dropped: its conversation was deleted", generation_id)
+            return _Ending(
+                GenerationStatus.CANCELLED,
+                None,
+                "The conversation was deleted while this reply was being written; the reply "
+                "was dropped.",
+                reason=CONVERSATION_DELETED,
+            )
+        logger.warning("generation {} was given up by another process", generation_id)
+        reply_id = generation.assistant_message_id
+        reply = None if reply_id is None else await MessageRepository(session).get(reply_id)
+        return _Ending(
+            generation.status,
+            reply,
+            "The reply was given up as interrupted while it was being written (another server "
+            "process took this one for stopped).",
+        )
 
     async def _title(self, plan: GenerationPlan, question: str, answer: str) -> None:
         model = self.models.chat(plan.model_name)

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genai_service.generations.events import EventLog, GenerationEvent
+from genai_service.generations.events import EventLog, EventsExpired, GenerationEvent
+from genai_service.generations.orphans import OrphanCutoff, give_up
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.async_iterators import close_iterator
+from genai_service.kit.db import utcnow
 from genai_service.kit.errors import Conflict, NotFound
 from genai_service.models.conversation import Generation, GenerationStatus
 from genai_service.models.user import User
@@ -28,10 +30,17 @@ class GenerationNotRunning(Conflict):
     slug = "generation-not-running"
 
 
+class GenerationRunningElsewhere(Conflict):
+    title = "Generation running elsewhere"
+    slug = "generation-running-elsewhere"
+
+
 class GenerationService:
-    def __init__(self, session: AsyncSession, events: EventLog) -> None:
+    def __init__(self, session: AsyncSession, events: EventLog, *, liveness_seconds: float) -> None:
+        self.session = session
         self.generations = GenerationRepository(session)
         self.events = events
+        self.liveness_seconds = liveness_seconds
 
     async def get(self, owner: User, generation_id: uuid.UUID) -> Generation:
         generation = await self.generations.get_for_owner(generation_id, owner.id)
@@ -47,11 +56,19 @@ class GenerationService:
         return await self.events.subscribe(generation.id, after=after)
 
     async def cancel(self, owner: User, generation_id: uuid.UUID) -> Generation:
-        """Stop a running generation and wait (briefly) until its partial reply is stored."""
+        """Stop a running generation and wait (briefly) until its partial reply is stored.
+
+        A generation the event log cannot reach (its process stopped, or it is another process
+        whose events this one does not share) is stored as cancelled at once when its writer is
+        gone; while its writer still shows life it is `409`.
+        """
         generation = await self.get(owner, generation_id)
         if generation.status is not GenerationStatus.RUNNING:
             raise GenerationNotRunning(f"The generation is already {generation.status.value}.")
-        events = await self.events.subscribe(generation.id)
+        try:
+            events = await self.events.subscribe(generation.id)
+        except EventsExpired:
+            return await self._cancel_unreachable(owner, generation)
         await self.events.request_cancel(generation.id)
         try:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
@@ -63,3 +80,20 @@ class GenerationService:
         finally:
             await close_iterator(events)
         return await self.get(owner, generation_id)
+
+    async def _cancel_unreachable(self, owner: User, generation: Generation) -> Generation:
+        now = utcnow()
+        cutoff = OrphanCutoff.at(now, self.liveness_seconds)
+        if await give_up(self.session, generation, GenerationStatus.CANCELLED, now, cutoff):
+            logger.info("generation {} had no writer; stored as cancelled", generation.id)
+            return await self.get(owner, generation.id)
+        current = await self.get(owner, generation.id)
+        if current.status is not GenerationStatus.RUNNING:
+            return current
+        wait = cutoff.seconds_until_orphaned(current)
+        raise GenerationRunningElsewhere(
+            "Another server process is writing this reply, and cancel requests reach only the "
+            "process that writes it. Cancel it through that process, or retry: if that process "
+            f"stopped, the generation can be cancelled in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )

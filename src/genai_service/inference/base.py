@@ -99,11 +99,24 @@ class EmbeddingModel(Protocol):
     def dimension(self) -> int: ...
 
     @property
+    def max_input_tokens(self) -> int:
+        """The most tokens of one text the model reads, special tokens included. `embed` reads
+        only that much of a longer text: the rest does not count in its vector."""
+        ...
+
+    @property
     def ready(self) -> bool: ...
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The tokens of each text as the model reads it, special tokens included (an estimate
+        for remote models). Counting stops past the window: a text longer than
+        `max_input_tokens` counts `max_input_tokens + 1`, so a huge text costs no more to count
+        than a long one."""
+        ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

@@ -138,6 +138,20 @@ class FallbackEmbeddingModel:
         raise ModelNotReady(f"model {self.name!r}: no provider knows its dimension yet")
 
     @property
+    def max_input_tokens(self) -> int:
+        """The smallest window of the chain's loaded providers: a text that fits it fits
+        whichever of them answers."""
+        windows: list[int] = []
+        for provider in self.providers:
+            try:
+                windows.append(provider.max_input_tokens)
+            except ModelNotReady:
+                continue
+        if not windows:
+            raise ModelNotReady(f"model {self.name!r}: no provider is loaded")
+        return min(windows)
+
+    @property
     def ready(self) -> bool:
         return any(provider.ready for provider in self.providers)
 
@@ -146,6 +160,12 @@ class FallbackEmbeddingModel:
 
     async def close(self) -> None:
         await asyncio.gather(*(provider.close() for provider in self.providers))
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The first answering provider's counts, capped at the chain's window plus one."""
+        counts = await _first_answer(self.name, self.providers, lambda p: p.count_tokens(texts))
+        cap = self.max_input_tokens + 1
+        return [min(count, cap) for count in counts]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = await _first_answer(self.name, self.providers, lambda p: p.embed(texts))

@@ -23,11 +23,14 @@ class AppError(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        param: str | None = None,
     ) -> None:
+        """`param`: the request field at fault, for OpenAI's error body under `/v1`."""
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra or {}
+        self.param = param
 
 
 class BadRequest(AppError):

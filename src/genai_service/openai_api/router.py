@@ -17,6 +17,7 @@ from genai_service.openai_api.schemas import (
     ModelList,
 )
 from genai_service.openai_api.service import OpenAIService
+from genai_service.settings import SettingsDep
 
 # Any caller, the anonymous user included when anonymous mode is on; an API key works as
 # `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does. The caller is checked
@@ -27,8 +28,9 @@ STREAM_DONE = format_sse_event(data_str="[DONE]")
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def get_openai_service(models: ModelsDep) -> OpenAIService:
-    return OpenAIService(models)
+async def get_openai_service(models: ModelsDep, settings: SettingsDep) -> OpenAIService:
+    limit = settings.inference.max_embedding_request_tokens
+    return OpenAIService(models, max_embedding_request_tokens=limit)
 
 
 ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
@@ -56,6 +58,9 @@ async def create_chat_completion(
 
 @router.post("/embeddings")
 async def create_embeddings(body: EmbeddingCreate, service: ServiceDep) -> EmbeddingList:
+    """At most 2,048 inputs and `GENAI_INFERENCE__MAX_EMBEDDING_REQUEST_TOKENS` tokens; an input
+    longer than the model reads is `400` unless `truncate` is set. `usage` counts the model's
+    own tokens (special tokens included)."""
     return await service.embed(body)
 
 

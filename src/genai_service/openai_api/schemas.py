@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_STOP_SEQUENCES = 4
+MAX_EMBEDDING_INPUTS = 2048
+"""Inputs of one `/v1/embeddings` request at most, as OpenAI allows."""
 
 
 class TextPart(BaseModel):
@@ -113,9 +116,31 @@ class EmbeddingCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = None
-    input: str | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    input: (
+        str
+        | Annotated[
+            list[Annotated[str, Field(min_length=1)]],
+            Field(min_length=1, json_schema_extra={"maxItems": MAX_EMBEDDING_INPUTS}),
+        ]
+    )
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
+    truncate: bool = Field(
+        default=False,
+        description="genai-service extension: embed an input longer than the model reads "
+        "from its first tokens (as many as the model reads) instead of refusing it with 400.",
+    )
+
+    @field_validator("input")
+    @classmethod
+    def _at_most_2048_inputs(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) > MAX_EMBEDDING_INPUTS:
+            raise PydanticCustomError(
+                "too_many_inputs",
+                "at most {limit} inputs per request, not {count}",
+                {"limit": MAX_EMBEDDING_INPUTS, "count": len(value)},
+            )
+        return value
 
     @property
     def texts(self) -> list[str]:

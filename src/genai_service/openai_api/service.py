@@ -13,6 +13,7 @@ from genai_service.inference.base import (
     ChatChunk,
     ChatMessage,
     ChatRequest,
+    EmbeddingModel,
     FinishReason,
     Role,
     SamplingParams,
@@ -20,6 +21,7 @@ from genai_service.inference.base import (
     prime,
 )
 from genai_service.inference.registry import ModelRegistry
+from genai_service.openai_api.errors import EmbeddingInputTooLong, EmbeddingRequestTooLarge
 from genai_service.openai_api.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -77,8 +79,9 @@ def _encode_base64(vector: Sequence[float]) -> str:
 
 
 class OpenAIService:
-    def __init__(self, models: ModelRegistry) -> None:
+    def __init__(self, models: ModelRegistry, *, max_embedding_request_tokens: int) -> None:
         self.models = models
+        self.max_embedding_request_tokens = max_embedding_request_tokens
 
     def _model_name(self, requested: str | None, *, chat: bool) -> str:
         if requested:
@@ -141,15 +144,42 @@ class OpenAIService:
 
     async def embed(self, body: EmbeddingCreate) -> EmbeddingList:
         name = self._model_name(body.model, chat=False)
-        vectors = await self.models.embedding(name).embed(body.texts)
+        model = self.models.embedding(name)
+        tokens = await self._embedding_tokens(model, name, body)
+        vectors = await model.embed(body.texts)
         encode = _encode_base64 if body.encoding_format == "base64" else list
-        # Embedding models have no tokenizer in the protocol: usage counts whitespace words.
-        tokens = sum(len(text.split()) for text in body.texts)
         return EmbeddingList(
             data=[Embedding(index=i, embedding=encode(v)) for i, v in enumerate(vectors)],
             model=name,
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
+
+    async def _embedding_tokens(
+        self, model: EmbeddingModel, name: str, body: EmbeddingCreate
+    ) -> int:
+        """The tokens the model will read of the inputs, counted before any is embedded: `400`
+        for an input longer than the model reads (unless `truncate`) and for a request over the
+        token limit."""
+        window = model.max_input_tokens
+        counts = await model.count_tokens(body.texts)
+        too_long = [index for index, count in enumerate(counts) if count > window]
+        if too_long and not body.truncate:
+            which = "The input" if isinstance(body.input, str) else f"Input {too_long[0]}"
+            others = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
+            raise EmbeddingInputTooLong(
+                f"{which}{others} is longer than the {window} tokens model {name!r} reads "
+                '(special tokens included). Shorten it, or send "truncate": true to embed the '
+                f"first {window} tokens of each input.",
+                param="input",
+            )
+        total = sum(min(count, window) for count in counts)
+        if total > self.max_embedding_request_tokens:
+            raise EmbeddingRequestTooLarge(
+                f"The inputs take {total} tokens; a request may embed at most "
+                f"{self.max_embedding_request_tokens}. Send them in smaller requests.",
+                param="input",
+            )
+        return total
 
     def list_models(self) -> ModelList:
         created = int(time.time())

@@ -1,4 +1,5 @@
-"""Micro-batching: concurrent embedding requests coalesced into one `encode` call."""
+"""Micro-batching: concurrent embedding requests coalesced into one `encode` call (or one call
+of any per-text function of the encoder process, such as counting tokens)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,25 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from loguru import logger
 
 from genai_service.inference.base import ModelNotReady, ProviderError
 
-Encode = Callable[[list[str]], list[list[float]]]
+R = TypeVar("R")
+Encode = Callable[[list[str]], list[R]]
+"""One result per text, in order: a vector, for `encode`."""
 
 
 @dataclass(slots=True)
-class _Request:
+class _Request(Generic[R]):
     texts: Sequence[str]
-    future: asyncio.Future[list[list[float]]]
+    future: asyncio.Future[list[R]]
     arrived: float
 
 
-class MicroBatcher:
+class MicroBatcher(Generic[R]):
     """Runs `encode` on `executor` for batches of up to `max_batch` texts gathered from many calls.
 
     - A full batch is submitted at once, by the call that fills it, even while earlier batches
@@ -41,7 +45,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        encode: Encode,
+        encode: Encode[R],
         *,
         executor: Executor,
         max_batch: int,
@@ -56,9 +60,9 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._on_broken = on_broken
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[_Request[R]] = deque()
         self._queued_texts = 0
-        self._encoding: set[asyncio.Future[list[list[float]]]] = set()
+        self._encoding: set[asyncio.Future[list[R]]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.encode_calls = 0
@@ -84,13 +88,13 @@ class MicroBatcher:
             encoding.cancel()
         self._fail_queued()
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[R]:
         if not self.running:
             raise ModelNotReady("the embedding model is not running")
         if not texts:
             return []
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[list[list[float]]]] = []
+        futures: list[asyncio.Future[list[R]]] = []
         for offset in range(0, len(texts), self._max_batch):
             piece = texts[offset : offset + self._max_batch]
             futures.append(loop.create_future())
@@ -135,7 +139,7 @@ class MicroBatcher:
         self._encoding.add(encoding)
         encoding.add_done_callback(lambda done: self._deliver(batch, done))
 
-    def _deliver(self, batch: list[_Request], encoding: asyncio.Future[list[list[float]]]) -> None:
+    def _deliver(self, batch: list[_Request[R]], encoding: asyncio.Future[list[R]]) -> None:
         self._encoding.discard(encoding)
         self._wake.set()
         if encoding.cancelled():
@@ -153,7 +157,7 @@ class MicroBatcher:
                 request.future.set_result(vectors[offset : offset + len(request.texts)])
             offset += len(request.texts)
 
-    def _fail_batch(self, batch: list[_Request], error: BaseException) -> None:
+    def _fail_batch(self, batch: list[_Request[R]], error: BaseException) -> None:
         texts = sum(len(request.texts) for request in batch)
         logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
         failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
@@ -162,8 +166,8 @@ class MicroBatcher:
         if isinstance(error, BrokenExecutor) and self._on_broken is not None:
             self._on_broken()
 
-    def _take_batch(self) -> list[_Request]:
-        batch: list[_Request] = []
+    def _take_batch(self) -> list[_Request[R]]:
+        batch: list[_Request[R]] = []
         size = 0
         while self._queue:
             request = self._queue[0]
@@ -187,6 +191,6 @@ class MicroBatcher:
         self._queued_texts = 0
 
 
-def _fail(request: _Request, error: Exception) -> None:
+def _fail(request: _Request[R], error: Exception) -> None:
     if not request.future.done():
         request.future.set_exception(error)

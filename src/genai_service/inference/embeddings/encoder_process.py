@@ -75,9 +75,10 @@ def dimension() -> int:
 
 
 def encode(texts: list[str]) -> list[list[float]]:
-    """Runs in the child: L2-normalised vectors of `texts`, in order."""
+    """Runs in the child: L2-normalised vectors of `texts`, in order, each read up to the
+    model's window (`max_seq_length`) like sentence-transformers does."""
     vectors = _require_model().encode(
-        texts,
+        _within_window(texts),
         batch_size=ENCODE_BATCH_SIZE,
         normalize_embeddings=True,
         convert_to_numpy=True,
@@ -103,3 +104,83 @@ def spawn_encoder(path: Path) -> ProcessPoolExecutor:
         initializer=_load,
         initargs=(str(path),),
     )
+
+
+COUNT_PIECE_CHARS = 1000
+"""Characters given to the tokenizer at a time when counting: its memory grows with the text of
+one call (10 MB of punctuation took 5 GB and 22 s), and counting stops past the window anyway."""
+COUNT_BATCH_PIECES = 64
+MAX_CHARS_PER_TOKEN = 128
+"""Characters read per token of the window at most: a text whose window's worth of tokens is
+spread over more (whitespace padding, megabytes of it) counts as longer than the window instead
+of being read to its end."""
+
+
+def max_input_tokens() -> int:
+    """Runs in the child: the most tokens of a text the model reads, special tokens included."""
+    window = _require_model().max_seq_length
+    if window is None:
+        raise RuntimeError("the embedding model declares no max_seq_length")
+    return window
+
+
+def count_tokens(texts: list[str]) -> list[int]:
+    """Runs in the child: the tokens of each text as the model reads it, special tokens
+    included, counted up to `max_input_tokens() + 1` (what a longer text counts)."""
+    return [count for count, _ in _read_extents(texts)]
+
+
+def _within_window(texts: list[str]) -> list[str]:
+    """Long texts cut a little past the end of what the model reads, so that tokenising them
+    for `encode` costs no more than a text of the window's length."""
+    long = [index for index, text in enumerate(texts) if len(text) > COUNT_PIECE_CHARS]
+    if not long:
+        return texts
+    cut = list(texts)
+    for index, (_, end) in zip(long, _read_extents([texts[i] for i in long]), strict=True):
+        cut[index] = texts[index][:end]
+    return cut
+
+
+def _read_extents(texts: list[str]) -> list[tuple[int, int]]:
+    """For each text: its tokens up to the window plus one, and where in the text counting
+    stopped. Texts are tokenised a piece at a time, pieces cut before a whitespace, so the count
+    is exact for tokenizers that split words at whitespace (WordPiece, as MiniLM's) — except
+    that a run of more than `COUNT_PIECE_CHARS` without whitespace may count a few tokens more,
+    and a text read for `MAX_CHARS_PER_TOKEN` characters per token of the window without
+    reaching its end or the window counts as longer than the window."""
+    tokenizer = _require_model().tokenizer
+    cap = max_input_tokens() + 1
+    budget = cap * MAX_CHARS_PER_TOKEN
+    counts = [int(tokenizer.num_special_tokens_to_add(pair=False))] * len(texts)
+    ends = [0] * len(texts)
+    unfinished = list(range(len(texts)))
+    while unfinished:
+        pieces: list[str] = []
+        for index in unfinished:
+            start, ends[index] = ends[index], _piece_end(texts[index], ends[index])
+            pieces.append(texts[index][start : ends[index]])
+        for offset in range(0, len(pieces), COUNT_BATCH_PIECES):
+            batch = pieces[offset : offset + COUNT_BATCH_PIECES]
+            ids = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
+            batch_indexes = unfinished[offset : offset + COUNT_BATCH_PIECES]
+            for index, piece_ids in zip(batch_indexes, ids, strict=True):
+                counts[index] += len(piece_ids)
+        unfinished = [i for i in unfinished if ends[i] < len(texts[i]) and counts[i] < cap]
+        for index in unfinished:
+            if ends[index] >= budget:
+                counts[index] = cap
+        unfinished = [i for i in unfinished if counts[i] < cap]
+    return [(min(count, cap), end) for count, end in zip(counts, ends, strict=True)]
+
+
+def _piece_end(text: str, start: int) -> int:
+    """The end of the next piece of `text` from `start`: at most `COUNT_PIECE_CHARS` on, before
+    a whitespace so no word is cut (a longer run without whitespace is cut where it must be)."""
+    end = start + COUNT_PIECE_CHARS
+    if end >= len(text):
+        return len(text)
+    for cut in range(end, start, -1):
+        if text[cut].isspace():
+            return cut
+    return end

@@ -42,8 +42,10 @@ class LocalEmbeddingModel:
     def __init__(self, settings: LocalEmbeddingSettings) -> None:
         self._settings = settings
         self._dimension: int | None = None
+        self._max_input_tokens: int | None = None
         self._executor: ProcessPoolExecutor | None = None
-        self._batcher: MicroBatcher | None = None
+        self._batcher: MicroBatcher[list[float]] | None = None
+        self._counter: MicroBatcher[int] | None = None
         self._lifecycle = asyncio.Lock()
         self._restart: asyncio.Task[None] | None = None
 
@@ -52,6 +54,12 @@ class LocalEmbeddingModel:
         if self._dimension is None:
             raise ModelNotReady("the local embedding model is not loaded yet")
         return self._dimension
+
+    @property
+    def max_input_tokens(self) -> int:
+        if self._max_input_tokens is None:
+            raise ModelNotReady("the local embedding model is not loaded yet")
+        return self._max_input_tokens
 
     @property
     def encode_calls(self) -> int:
@@ -72,6 +80,9 @@ class LocalEmbeddingModel:
                 dimension = await asyncio.get_running_loop().run_in_executor(
                     executor, encoder_process.dimension
                 )
+                window = await asyncio.get_running_loop().run_in_executor(
+                    executor, encoder_process.max_input_tokens
+                )
             except BrokenProcessPool:
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
                 raise ProviderError(
@@ -82,6 +93,7 @@ class LocalEmbeddingModel:
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
                 raise
             self._dimension = dimension
+            self._max_input_tokens = window
             self._executor = executor
             self._batcher = MicroBatcher(
                 encoder_process.encode,
@@ -91,6 +103,14 @@ class LocalEmbeddingModel:
                 on_broken=self._restart_soon,
             )
             self._batcher.start()
+            self._counter = MicroBatcher(
+                encoder_process.count_tokens,
+                executor=executor,
+                max_batch=self._settings.max_batch,
+                max_wait_s=self._settings.max_wait_ms / 1000,
+                on_broken=self._restart_soon,
+            )
+            self._counter.start()
 
     async def close(self) -> None:
         restart, self._restart = self._restart, None
@@ -117,10 +137,12 @@ class LocalEmbeddingModel:
 
     async def _stop(self) -> None:
         async with self._lifecycle:
-            batcher, executor = self._batcher, self._executor
-            self._batcher = self._executor = None
+            batcher, counter, executor = self._batcher, self._counter, self._executor
+            self._batcher = self._counter = self._executor = None
             if batcher is not None:
                 await batcher.close()
+            if counter is not None:
+                await counter.close()
             if executor is not None:
                 # A running encode finishes first; the model is freed with the process.
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
@@ -142,3 +164,10 @@ class LocalEmbeddingModel:
         except BrokenExecutor:
             self._restart_soon()
             raise ProviderError("the embedding model's process stopped") from None
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The model's own token counts, computed by the encoder process; concurrent calls are
+        coalesced like `embed` calls."""
+        if self._counter is None:
+            raise ModelNotReady("the local embedding model is not loaded yet")
+        return await self._counter.embed(texts)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import re
 from collections.abc import Sequence
 
 import openai
@@ -14,6 +17,19 @@ from genai_service.settings import ProviderSettings
 
 TEXTS_PER_REQUEST = 256
 DIMENSION_PROBE = "dimension probe"
+_ESTIMATED_TOKEN = re.compile(r"\w+|[^\w\s]")
+"""What the token estimate counts: words and punctuation marks. Remote tokenizers split longer
+words further, so the estimate errs low: the remote server has the last word on a long text."""
+
+
+def _estimated_extent(text: str, limit: int) -> tuple[int, int]:
+    """The estimated tokens of `text` up to `limit + 1`, and where its first `limit` end."""
+    count, end = 0, len(text)
+    for match in itertools.islice(_ESTIMATED_TOKEN.finditer(text), limit + 1):
+        count += 1
+        if count == limit:
+            end = match.end()
+    return count, end if count > limit else len(text)
 
 
 class RemoteEmbeddingModel:
@@ -28,6 +44,7 @@ class RemoteEmbeddingModel:
     def __init__(self, name: str, provider: ProviderSettings) -> None:
         self._endpoint = OpenAICompatibleEndpoint(name, provider)
         self._dimension: int | None = None
+        self._max_input_tokens = provider.context_window
 
     @property
     def name(self) -> str:
@@ -38,6 +55,11 @@ class RemoteEmbeddingModel:
         if self._dimension is None:
             raise ModelNotReady(f"model {self.name!r}: the dimension is not known yet")
         return self._dimension
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The provider's `context_window`: the API does not report a model's input limit."""
+        return self._max_input_tokens
 
     @property
     def ready(self) -> bool:
@@ -54,11 +76,23 @@ class RemoteEmbeddingModel:
     async def close(self) -> None:
         await self._endpoint.close()
 
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """An estimate (words and punctuation marks), counted off the event loop."""
+        extents = await asyncio.to_thread(self._extents, texts)
+        return [count for count, _ in extents]
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Texts longer than `max_input_tokens` (by the estimate) are cut to it before they are
+        sent, as a local model reads only its window."""
+        extents = await asyncio.to_thread(self._extents, texts)
+        texts = [text[:end] for text, (_, end) in zip(texts, extents, strict=True)]
         vectors: list[list[float]] = []
         for offset in range(0, len(texts), TEXTS_PER_REQUEST):
             vectors.extend(await self._embed_request(texts[offset : offset + TEXTS_PER_REQUEST]))
         return vectors
+
+    def _extents(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+        return [_estimated_extent(text, self._max_input_tokens) for text in texts]
 
     async def _embed_request(self, texts: Sequence[str]) -> list[list[float]]:
         client = self._endpoint.client()

@@ -46,10 +46,16 @@ def initialise_llama() -> None:
 
 
 def load_model(path: Path, *, vocab_only: bool = False) -> llama_cpp.llama_model_p:
-    """Load a GGUF file on the calling thread; `vocab_only` skips the weights (tokenizer only)."""
+    """Load a GGUF file on the calling thread; `vocab_only` skips the weights (tokenizer only).
+
+    The weights stay in plain CPU buffers: llama.cpp's extra buffer types repack them for AMX
+    tiles where the CPU reports AMX, and on virtual machines that report it without supporting
+    it every matrix product then faults (a segfault in `ggml_backend_amx_mul_mat`).
+    """
     initialise_llama()
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = vocab_only
+    params.use_extra_bufts = False
     model: llama_cpp.llama_model_p | None = llama_cpp.llama_model_load_from_file(
         str(path).encode(), params
     )

@@ -1,0 +1,95 @@
+"""Generations whose writer is gone: how to tell them from live ones, and how to end them.
+
+Every process renews the heartbeat of the generations it writes (a third of the liveness period
+apart). A running generation is taken as orphaned — its process crashed or was killed — only
+when its heartbeat has been silent for the whole liveness period, or when it is well past its
+deadline (rows written before heartbeats existed have none). Nothing else can tell a dead
+writer from a live one in another process, so nothing else gives a generation up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.conversations.repository import MessageRepository
+from genai_service.generations.repository import GenerationRepository
+from genai_service.models.conversation import (
+    Generation,
+    GenerationStatus,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+
+STALE_GRACE = timedelta(seconds=30)
+"""A running generation this long past its deadline has no writer any more (the server stopped)."""
+INTERRUPTED = "The server stopped before this reply was finished."
+
+_REPLY_STATUS = {
+    GenerationStatus.CANCELLED: MessageStatus.CANCELLED,
+    GenerationStatus.FAILED: MessageStatus.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanCutoff:
+    """The moment before which a generation's silence (or deadline) makes it an orphan."""
+
+    silent_since: datetime
+    deadline_before: datetime
+
+    @classmethod
+    def at(cls, now: datetime, liveness_seconds: float) -> OrphanCutoff:
+        liveness = timedelta(seconds=liveness_seconds)
+        return cls(silent_since=now - liveness, deadline_before=now - STALE_GRACE)
+
+    def condition(self) -> ColumnElement[bool]:
+        """SQL: the generation's writer is gone (by this cutoff)."""
+        return or_(
+            Generation.deadline_at < self.deadline_before,
+            Generation.heartbeat_at < self.silent_since,
+        )
+
+    def seconds_until_orphaned(self, generation: Generation) -> int:
+        """How much longer a generation that still looks alive must stay silent to be an orphan."""
+        remaining = generation.deadline_at - self.deadline_before
+        if generation.heartbeat_at is not None:
+            remaining = min(remaining, generation.heartbeat_at - self.silent_since)
+        return max(math.ceil(remaining.total_seconds()), 1)
+
+
+async def give_up(
+    session: AsyncSession,
+    generation: Generation,
+    status: GenerationStatus,
+    now: datetime,
+    cutoff: OrphanCutoff,
+) -> Message | None:
+    """End an orphaned generation as `status` (failed or cancelled) with an empty reply saying
+    its server stopped. `None`, writing nothing, when it is not orphaned by `cutoff` any more:
+    its writer renewed the heartbeat or ended it meanwhile, or its conversation was deleted.
+
+    The conditional UPDATE comes first, so on SQLite it takes the write lock before anything
+    is decided, and on PostgreSQL it waits for (and then re-checks) a concurrent writer's row.
+    """
+    generations = GenerationRepository(session)
+    if not await generations.finish(generation.id, status, now, unless_alive=cutoff.condition()):
+        return None
+    message = await MessageRepository(session).add(
+        Message(
+            conversation_id=generation.conversation_id,
+            role=MessageRole.ASSISTANT,
+            content="",
+            model=generation.model,
+            status=_REPLY_STATUS[status],
+            error=INTERRUPTED,
+            created_at=now,
+        )
+    )
+    await generations.attach_reply(generation.id, message.id)
+    return message

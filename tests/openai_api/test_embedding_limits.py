@@ -1,0 +1,142 @@
+"""`/v1/embeddings` limits: 2,048 inputs, the model's window per input (or `truncate`), a token
+limit per request; each refusal a 400 in OpenAI's error body naming the limit and `input`.
+`usage` counts the model's own tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from transformers import AutoTokenizer
+
+from genai_service.app import create_app
+from genai_service.inference.embeddings import LocalEmbeddingModel, default_model_path
+from genai_service.inference.registry import ModelRegistry
+from genai_service.settings import LocalEmbeddingSettings
+from tests.conftest import FAKE_EMBEDDING_MODEL, client_for, make_settings
+from tests.fakes import FakeEmbeddingModel
+
+WINDOW = 256
+SPECIALS = FakeEmbeddingModel.SPECIAL_TOKENS
+
+
+def words(count: int, prefix: str = "w") -> str:
+    return " ".join(f"{prefix}{index}" for index in range(count))
+
+
+def fake_model(app: FastAPI) -> FakeEmbeddingModel:
+    model = app.state.models.embedding(FAKE_EMBEDDING_MODEL)
+    assert isinstance(model, FakeEmbeddingModel)
+    return model
+
+
+async def embed(client: httpx.AsyncClient, value: Any, **extra: Any) -> httpx.Response:
+    body = {"model": FAKE_EMBEDDING_MODEL, "input": value, **extra}
+    return await client.post("/v1/embeddings", json=body)
+
+
+def refusal(response: httpx.Response) -> dict[str, Any]:
+    """The OpenAI error of a 400 about `input`."""
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == "input"
+    return error
+
+
+async def test_usage_counts_the_models_tokens(client: httpx.AsyncClient) -> None:
+    response = await embed(client, ["Hello, world!", "one"])
+    assert response.status_code == 200, response.text
+    # Hello , world ! and one, each text with its two special tokens.
+    assert response.json()["usage"] == {"prompt_tokens": 4 + 1 + 2 * SPECIALS, "total_tokens": 9}
+
+
+async def test_at_most_2048_inputs(client: httpx.AsyncClient, app: FastAPI) -> None:
+    accepted = await embed(client, ["x"] * 2048)
+    assert accepted.status_code == 200, accepted.text
+    assert len(accepted.json()["data"]) == 2048
+    calls = len(fake_model(app).calls)
+    error = refusal(await embed(client, ["x"] * 2049))
+    assert "at most 2048 inputs" in error["message"]
+    assert "2049" in error["message"]
+    assert len(fake_model(app).calls) == calls
+
+
+async def test_an_input_longer_than_the_window_is_refused(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    fits = await embed(client, words(WINDOW - SPECIALS))
+    assert fits.status_code == 200, fits.text
+    assert fits.json()["usage"]["prompt_tokens"] == WINDOW
+    calls = len(fake_model(app).calls)
+    error = refusal(await embed(client, words(WINDOW - SPECIALS + 1)))
+    assert error["code"] == "context-length-exceeded"
+    assert error["message"].startswith("The input is longer than the 256 tokens")
+    assert '"truncate": true' in error["message"]
+    listed = refusal(await embed(client, ["short", words(300), words(5000)]))
+    assert listed["message"].startswith("Input 1 (and 1 more) is longer than the 256 tokens")
+    assert len(fake_model(app).calls) == calls
+
+
+async def test_truncate_embeds_what_the_model_reads(client: httpx.AsyncClient) -> None:
+    long = words(1000)
+    response = await embed(client, ["short", long], truncate=True)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["usage"]["prompt_tokens"] == (1 + SPECIALS) + WINDOW
+    cut = await embed(client, words(WINDOW - SPECIALS))
+    assert body["data"][1]["embedding"] == cut.json()["data"][0]["embedding"]
+
+
+async def test_the_token_limit_of_a_request(client: httpx.AsyncClient, app: FastAPI) -> None:
+    app.state.settings.inference.max_embedding_request_tokens = 50
+    five_tokens = "a b c"
+    assert (await embed(client, [five_tokens] * 10)).status_code == 200
+    calls = len(fake_model(app).calls)
+    error = refusal(await embed(client, [five_tokens] * 11))
+    assert error["code"] == "max-tokens-per-request"
+    assert error["message"] == (
+        "The inputs take 55 tokens; a request may embed at most 50. Send them in smaller requests."
+    )
+    truncated = refusal(await embed(client, [words(1000)], truncate=True))
+    assert "take 256 tokens" in truncated["message"]
+    assert len(fake_model(app).calls) == calls
+
+
+@pytest.fixture
+async def minilm_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
+    models = ModelRegistry(
+        embeddings={"all-minilm-l6-v2": LocalEmbeddingModel(LocalEmbeddingSettings())}
+    )
+    application = create_app(make_settings(tmp_path, database_url), models=models)
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
+        await application.state.models.start()
+        yield application
+
+
+@pytest.mark.integration
+async def test_minilm_refuses_more_than_256_tokens_and_counts_its_own(
+    minilm_app: FastAPI,
+) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    fits = "Tokenisation splits unbelievably long words, like antidisestablishmentarianism. " * 10
+    long = fits * 2
+    assert (
+        len(tokenizer(fits)["input_ids"]) <= 256 < len(tokenizer(long, verbose=False)["input_ids"])
+    )
+    async with client_for(minilm_app) as client:
+        response = await client.post("/v1/embeddings", json={"input": [fits, "Hello, world!"]})
+        assert response.status_code == 200, response.text
+        expected = sum(len(tokenizer(text)["input_ids"]) for text in (fits, "Hello, world!"))
+        assert response.json()["usage"]["prompt_tokens"] == expected
+        refused = await client.post("/v1/embeddings", json={"input": ["Hi", long]})
+        error = refusal(refused)
+        assert error["message"].startswith("Input 1 is longer than the 256 tokens")
+        cut = await client.post("/v1/embeddings", json={"input": long, "truncate": True})
+        assert cut.status_code == 200, cut.text
+        assert cut.json()["usage"]["prompt_tokens"] == 256
