@@ -75,7 +75,7 @@ async def test_an_input_longer_than_the_window_is_refused(
     assert fits.json()["usage"]["prompt_tokens"] == WINDOW
     calls = len(fake_model(app).calls)
     error = refusal(await embed(client, words(WINDOW - SPECIALS + 1)))
-    assert error["code"] == "context-length-exceeded"
+    assert error["code"] == "context_length_exceeded"
     assert error["message"].startswith("The input is longer than the 256 tokens")
     assert '"truncate": true' in error["message"]
     listed = refusal(await embed(client, ["short", words(300), words(5000)]))
@@ -99,7 +99,7 @@ async def test_the_token_limit_of_a_request(client: httpx.AsyncClient, app: Fast
     assert (await embed(client, [five_tokens] * 10)).status_code == 200
     calls = len(fake_model(app).calls)
     error = refusal(await embed(client, [five_tokens] * 11))
-    assert error["code"] == "max-tokens-per-request"
+    assert error["code"] == "max_tokens_per_request"
     assert error["message"] == (
         "The inputs take 55 tokens; a request may embed at most 50. Send them in smaller requests."
     )
