@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
+from genai_service.configuration.commands import config_app, load_settings
 from genai_service.conversations.terminal_client import AskFailed, Question, ask, connect
 from genai_service.documents.worker import (
     add_files,
@@ -46,6 +47,7 @@ users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
 
 
 @app.command()
@@ -56,7 +58,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn."""
-    settings = Settings()
+    settings = load_settings()
     settings.prepare_data_dir()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     uvicorn.run(
@@ -76,7 +78,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = Settings()
+    settings = load_settings()
     settings.prepare_data_dir()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
 
@@ -93,7 +95,7 @@ def db_upgrade() -> None:
 
 def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed session, migrating first as the server would."""
-    settings = Settings()
+    settings = load_settings()
     settings.prepare_data_dir()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
 
@@ -172,7 +174,7 @@ def keys_create(
 
 
 def _prepared_settings() -> Settings:
-    settings = Settings()
+    settings = load_settings()
     settings.prepare_data_dir()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     return settings
