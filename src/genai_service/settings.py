@@ -52,6 +52,8 @@ class CorsSettings(SettingsSection):
 
 
 class HttpSettings(SettingsSection):
+    """Limits and headers of every request."""
+
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     """Largest request body; larger ones get 413 before they are read into memory."""
     request_id_header: str = "X-Request-ID"

@@ -110,16 +110,23 @@ def _chain(
 ) -> None:
     prefix = "#" if layout.example else ""
     note = layout.note(path) if layout.note else None
-    lines.append(f"{prefix}{_key(model_name)} = [" + (f"  # {note}" if note else ""))
+    suffix = f"  # {note}" if note else ""
     defaults = provider().model_dump(mode="json")
-    for entry in chain:
-        shown = {
-            key: value
-            for key, value in entry.items()
-            if value is not None
-            and not (layout.example and key != "kind" and value == defaults[key])
-        }
-        lines.append(f"{prefix}  {_value(shown)},")
+    entries = [
+        _value(
+            {
+                key: value
+                for key, value in entry.items()
+                if not (layout.example and key != "kind" and value == defaults[key])
+            }
+        )
+        for entry in chain
+    ]
+    if len(entries) == 1:
+        lines.append(f"{prefix}{_key(model_name)} = [{entries[0]}]{suffix}")
+        return
+    lines.append(f"{prefix}{_key(model_name)} = [{suffix}")
+    lines.extend(f"{prefix}  {entry}," for entry in entries)
     lines.append(f"{prefix}]")
 
 
