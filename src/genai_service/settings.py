@@ -24,7 +24,7 @@ from pydantic_settings import (
 from genai_service.configuration.config_file import ConfigFileSource
 
 MIN_SECRET_LENGTH = 32
-SECRET_FILE_NAME = "secret_key"  # noqa: S105  # nosec B105 - a file name, not a secret
+SECRET_FILE_NAME = "secret_key"  # noqa: S105  # nosec B105  # a file name, not a secret
 
 
 class Environment(StrEnum):
