@@ -115,6 +115,29 @@ def test_check_reports_every_problem_with_its_location(
     ]
 
 
+def test_check_reports_a_default_model_that_is_not_configured(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "service.toml"
+    path.write_text(
+        '[inference]\ndefault_chat_model = "asistant"\n\n'
+        '[inference.chat_models]\nassistant = [{ kind = "local" }]\n'
+    )
+    result = runner.invoke(app, ["config", "check", "--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"error: {path}:2: inference.default_chat_model: the default chat model 'asistant' "
+        "is not configured (known: assistant)"
+    )
+    monkeypatch.setenv("GENAI_INFERENCE__DEFAULT_EMBEDDING_MODEL", "nothing")
+    result = runner.invoke(app, ["config", "check"])
+    assert result.stderr.splitlines()[0] == (
+        "error: environment variable GENAI_INFERENCE__DEFAULT_EMBEDDING_MODEL: "
+        "inference.default_embedding_model: the default embedding model 'nothing' is not "
+        "configured (known: all-minilm-l6-v2)"
+    )
+
+
 def test_check_reads_genai_config_and_reports_settings_without_a_location(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,19 +13,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 
 from genai_service.configuration.config_file import ConfigFile, config_file_path, format_key_path
 from genai_service.configuration.problems import Problem
 from genai_service.configuration.toml_lines import KeyPath
 from genai_service.configuration.toml_render import Layout, render
-from genai_service.settings import Settings
+from genai_service.inference.registry import ModelRegistry
+from genai_service.settings import InferenceSettings, Settings
 
 ENV_PREFIX = "GENAI_"
 ENV_NESTED_DELIMITER = "__"
 DOTENV_FILE = Path(".env")
 MASK = "**********"
+DEFAULT_MODEL_FIELDS = ("default_chat_model", "default_embedding_model")
 
 
 @dataclass
@@ -96,16 +97,32 @@ def check_configuration(explicit_file: Path | None = None) -> CheckResult:
         with config.in_use() if config is not None else nullcontext():
             result.settings = Settings()
     except ValidationError as error:
-        result.problems.extend(result_problem(result, detail) for detail in error.errors())
+        result.problems.extend(
+            result_problem(result, tuple(detail["loc"]), detail["msg"]) for detail in error.errors()
+        )
     except SettingsError as error:
         # A variable holding malformed JSON: pydantic-settings names the field and the source.
         result.problems.append(Problem("environment", str(error)))
+    if result.settings is not None:
+        _check_default_models(result, result.settings.inference)
     return result
 
 
-def result_problem(result: CheckResult, detail: ErrorDetails) -> Problem:
-    path: KeyPath = tuple(detail["loc"])
-    message = f"{format_key_path(path)}: {detail['msg']}" if path else detail["msg"]
+def _check_default_models(result: CheckResult, inference: InferenceSettings) -> None:
+    """A default model that names no configured model stops the server when it builds its models."""
+    try:
+        ModelRegistry.from_settings(inference)
+    except ValueError as error:
+        path: KeyPath = ("inference",)
+        for name in DEFAULT_MODEL_FIELDS:
+            if repr(getattr(inference, name)) in str(error):
+                path = ("inference", name)
+        result.problems.append(result_problem(result, path, str(error)))
+
+
+def result_problem(result: CheckResult, path: KeyPath, text: str) -> Problem:
+    """A problem with the setting at `path`, located at the variable or file line that set it."""
+    message = f"{format_key_path(path)}: {text}" if path else text
     variable = result.variables.origin(path) if path else None
     if variable is not None:
         return Problem(variable, message)
