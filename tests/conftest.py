@@ -21,6 +21,9 @@ from genai_service.settings import Settings
 from tests.fakes import FakeEmbeddingModel, ScriptedChatModel
 from tests.postgres_server import PostgresServer
 
+# The suite never reads a genai-service.toml lying in the working directory: an empty file instead.
+os.environ["GENAI_CONFIG"] = os.devnull
+
 FAKE_CHAT_MODEL = "fake-chat"
 FAKE_EMBEDDING_MODEL = "fake-embedding"
 

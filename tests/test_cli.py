@@ -12,7 +12,7 @@ def test_python_dash_m_is_the_cli() -> None:
         timeout=60,
     )
     assert result.returncode == 0
-    for command in ("serve", "db"):
+    for command in ("serve", "db", "config"):
         assert command in result.stdout
 
 

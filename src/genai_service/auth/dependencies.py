@@ -37,7 +37,7 @@ from genai_service.kit.errors import AppError, Forbidden
 from genai_service.models.user import User
 from genai_service.settings import Settings
 
-TOKEN_URL = "/api/auth/token"  # noqa: S105 - a path, not a secret
+TOKEN_URL = "/api/auth/token"  # noqa: S105  # nosec B105  # a path, not a secret
 ANONYMOUS_CREDENTIAL = "anonymous"
 """`Authorization: Bearer anonymous` asks for anonymous access explicitly, like sending nothing.
 SDKs that insist on an API key (the `openai` client) use it: `api_key="anonymous"`."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 ALGORITHM = "HS256"
-ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105  # nosec B105  # a claim value, not a secret
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "type", "sid")
 
 

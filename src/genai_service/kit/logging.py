@@ -66,7 +66,8 @@ def _json_sink(stream: TextIO) -> Any:
 
 def _format_exception(record: Record) -> list[str]:
     exc = record["exception"]
-    assert exc is not None
+    if exc is None:
+        return []
     return traceback.format_exception(exc.type, exc.value, exc.traceback)
 
 

@@ -94,7 +94,8 @@ def problem_response(
 
 
 async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+    if not isinstance(exc, AppError):  # registered for AppError only
+        raise exc
     return problem_response(
         request,
         status=exc.status_code,
@@ -122,7 +123,8 @@ def _field_name(loc: tuple[int | str, ...], error_type: str) -> str:
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
     errors = [
         {
             "field": _field_name(tuple(error["loc"]), error["type"]),
@@ -147,7 +149,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
+        raise exc
     title = _status_title(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
     return problem_response(

@@ -90,7 +90,7 @@ def upgrade() -> None:
             {
                 "id": ANONYMOUS_USER_ID,
                 "email": ANONYMOUS_EMAIL,
-                "hashed_password": None,
+                # No hashed_password (NULL): the anonymous user cannot log in.
                 "full_name": "Anonymous",
                 "role": "user",
                 "is_active": True,
