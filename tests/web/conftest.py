@@ -93,18 +93,36 @@ async def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
             yield url
 
 
-@pytest.fixture
-async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
-    """Opens pages, each in a fresh browser context (its own storage), and checks the console."""
-    problems: list[str] = []
-    contexts = []
+class ConsoleWatch:
+    """Errors the pages of a test reported; a test that provokes one on purpose allows it."""
 
-    def watch_console(message: ConsoleMessage) -> None:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.allowed: list[str] = []
+
+    def allow(self, text: str) -> None:
+        self.allowed.append(text)
+
+    def message(self, message: ConsoleMessage) -> None:
         if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            problems.append(f"console error: {message.text}")
+            self.problems.append(f"console error: {message.text}")
 
-    def watch_errors(error: Error) -> None:
-        problems.append(f"uncaught: {error}")
+    def uncaught(self, error: Error) -> None:
+        self.problems.append(f"uncaught: {error}")
+
+    def unexpected(self) -> list[str]:
+        return [p for p in self.problems if not any(text in p for text in self.allowed)]
+
+
+@pytest.fixture
+def console() -> ConsoleWatch:
+    return ConsoleWatch()
+
+
+@pytest.fixture
+async def open_page(browser: Browser, console: ConsoleWatch) -> AsyncIterator[OpenPage]:
+    """Opens pages, each in a fresh browser context (its own storage), and checks the console."""
+    contexts = []
 
     async def open_page(
         base_url: str, *, viewport: dict[str, int] = DESKTOP, context_of: Page | None = None
@@ -117,14 +135,14 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
         else:
             context = context_of.context
         page = await context.new_page()
-        page.on("console", watch_console)
-        page.on("pageerror", watch_errors)
+        page.on("console", console.message)
+        page.on("pageerror", console.uncaught)
         return page
 
     yield open_page
     for context in contexts:
         await context.close()
-    assert problems == [], "the page reported errors"
+    assert console.unexpected() == [], "the page reported errors"
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,8 @@ export class AuthView {
     show(byId("auth-view"));
     this.error.textContent = reason;
     this.password.value = "";
-    show(byId("anonymous-entry"), await this.session.anonymousAvailable());
     this.email.focus();
+    show(byId("anonymous-entry"), await this.session.anonymousAvailable());
   }
 
   hide() {

@@ -27,7 +27,7 @@ export class CitationDialog {
 
   async open(number, citation) {
     byId("citation-title").textContent = citationName(number, citation);
-    const where = [`characters ${citation.start}–${citation.end}`];
+    const where = [`characters ${citation.start}-${citation.end}`];
     if (citation.page) where.unshift(`page ${citation.page}`);
     where.push(`relevance ${citation.score.toFixed(2)}`);
     byId("citation-meta").textContent = where.join(" · ");

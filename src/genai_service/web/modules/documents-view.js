@@ -272,8 +272,8 @@ class DocumentRow {
     this.status.textContent = `${LABELS[status] ?? status}${percent}`;
     const facts = [];
     if (size != null) facts.push(formatBytes(size));
-    if (pages) facts.push(`${pages} pages`);
-    if (chunks != null && status === "indexed") facts.push(`${chunks} chunks`);
+    if (pages) facts.push(plural(pages, "page"));
+    if (chunks != null && status === "indexed") facts.push(plural(chunks, "chunk"));
     this.details.textContent = facts.join(" · ");
     if (error) this.note(error);
     else if (RUNNING.has(status)) this.message.hidden = true;
@@ -291,4 +291,8 @@ class DocumentRow {
   uploadFailed() {
     show(this.dismiss);
   }
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
