@@ -20,7 +20,7 @@ LLAMA_WHEELS := $(HOME)/.cache/genai-service/llama-cpp-python-$(LLAMA_CPP_VERSIO
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-deps vendor-web lint format typecheck pytest bench clean
+.PHONY: run test install install-dev system-deps vendor-web screenshots lint format typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,10 @@ pytest: install-dev system-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The pictures of the web page in docs/screenshots, taken by its layout test (360 and 1280 px).
+screenshots: install-dev system-deps
+	GENAI_UI_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_page_layout.py
 
 # One after another: each compares two things in one run and prints one figure per line.
 BENCHMARKS := event_loop throughput embeddings ingestion search

@@ -7,34 +7,25 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from tests.live_server import LiveServer
 from tests.web.conftest import OpenPage
 from tests.web.ui import (
+    HANDBOOK,
     api_as,
     ask,
     conversation_id,
     set_max_tokens,
     sign_up,
     stored_messages,
+    upload,
+    use_all_documents,
     wait_until_written,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-HANDBOOK = """# Lighthouse handbook
-
-## Supplies
-
-Supplies arrive by boat on the first Monday of each month. The keeper signs for the crates at
-the north landing and stores lamp oil in the dry cellar, away from the generator.
-
-## Storms
-
-When the barometer falls below 990 hectopascals the keeper lights the storm lamp, closes the
-gallery shutters and reports to the coast guard every two hours by radio.
-"""
 
 # Resolves with the status texts a document's row shows, in order, until it shows "Failed" again
 # (called with the row; it gives up after 60 s).
@@ -49,18 +40,6 @@ STATUSES_UNTIL_FAILED = """row => new Promise(resolve => {
   observer.observe(status, {subtree: true, childList: true, characterData: true});
   setTimeout(finish, 60000);
 })"""
-
-
-async def upload(page: Page, name: str, content: bytes) -> None:
-    await page.get_by_role("link", name="Documents").click()
-    await page.get_by_label("Upload documents").set_input_files(
-        files=[{"name": name, "mimeType": "text/markdown", "buffer": content}]
-    )
-
-
-async def use_all_documents(page: Page) -> None:
-    await page.locator("#document-scope summary").click()
-    await page.get_by_label("All my documents").check()
 
 
 async def test_an_uploaded_document_is_indexed_asked_about_and_cited(
@@ -88,7 +67,7 @@ async def test_an_uploaded_document_is_indexed_asked_about_and_cited(
     citation = stored["citations"][0]
     assert citation["filename"] == "handbook.md"
 
-    source = reply.get_by_role("link", name="[1] handbook.md")
+    source = reply.get_by_role("list", name="Sources").get_by_role("link", name="[1] handbook.md")
     await source.click()
     dialog = page.get_by_role("dialog", name="[1] handbook.md")
     await expect(dialog).to_be_visible()

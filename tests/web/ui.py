@@ -17,6 +17,39 @@ PASSWORD = "Analytical-Engine-1843"
 REPLY_TIMEOUT_MS = 90_000
 """A reply of the real model on a loaded two-core machine: generous, waited for, not slept."""
 
+HANDBOOK = """# Lighthouse handbook
+
+## Arrival
+
+New keepers arrive on the supply boat and spend their first week beside the senior keeper. They
+learn the lamp, the radio, the fog signal and the logbook before they keep a night watch alone.
+The senior keeper signs the handover sheet when the new keeper has shown each task twice.
+
+## Supplies
+
+Supplies arrive by boat on the first Monday of each month. The keeper signs for the crates at
+the north landing and stores lamp oil in the dry cellar, away from the generator. Fresh water
+comes in sealed drums; the keeper checks every seal and writes the count in the logbook.
+
+## The lamp
+
+The lamp is lit thirty minutes before sunset and put out thirty minutes after sunrise. Each
+morning the keeper cleans the lens with a soft cloth, trims the wick and polishes the brass. A
+cracked pane is reported the same day, and the spare pane in the lamp room is fitted at once.
+
+## Storms
+
+When the barometer falls below 990 hectopascals the keeper lights the storm lamp, closes the
+gallery shutters and reports to the coast guard every two hours by radio. Nobody goes onto the
+gallery in winds above force eight; the storm lamp is checked from the lamp room instead.
+
+## Visitors
+
+Visitors may climb the tower on Sundays between two and four in the afternoon, ten at a time.
+They sign the visitors' book at the door and leave bags in the oil store. Children climb with an
+adult. The keeper closes the tower early when the wind is strong or the stairs are wet.
+"""
+
 
 async def sign_up(page: Page, email: str | None = None) -> str:
     """Create an account on the sign-in screen; returns its email once the workspace shows."""
@@ -36,6 +69,18 @@ async def sign_in(page: Page, email: str) -> None:
     await page.get_by_label("Password", exact=True).fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("navigation", name="Conversations")).to_be_visible()
+
+
+async def upload(page: Page, name: str, content: bytes) -> None:
+    await page.get_by_role("link", name="Documents").click()
+    await page.get_by_label("Upload documents").set_input_files(
+        files=[{"name": name, "mimeType": "text/markdown", "buffer": content}]
+    )
+
+
+async def use_all_documents(page: Page) -> None:
+    await page.locator("#document-scope summary").click()
+    await page.get_by_label("All my documents").check()
 
 
 async def set_max_tokens(page: Page, max_tokens: int) -> None:

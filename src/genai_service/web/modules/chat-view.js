@@ -10,7 +10,7 @@ import { ReplyStream } from "./replies.js";
 
 const HISTORY_LIMIT = 100;
 const STORED_REPLY_POLL_MS = 1500;
-const TITLE_DELAY_MS = 2500;
+const TITLE_DELAYS_MS = [2000, 4000, 8000, 16000];
 
 export class ChatView {
   conversation = null;
@@ -247,20 +247,31 @@ export class ChatView {
     }
   }
 
-  /** The list reorders by activity, and an untitled conversation gets a title soon after. */
+  /** The list reorders by activity, and an untitled conversation gets a title soon after (the
+   * server writes it with the model once the first reply is stored). */
   #afterReply(conversationId) {
     this.conversations.refresh();
-    if (this.conversation?.title) return;
+    if (!this.conversation?.title) this.#awaitTitle(conversationId, 0);
+  }
+
+  #awaitTitle(conversationId, attempt) {
+    if (attempt >= TITLE_DELAYS_MS.length) return;
     setTimeout(async () => {
-      if (this.conversation?.id !== conversationId) return;
+      if (this.conversation?.id !== conversationId || this.conversation.title) return;
       try {
-        this.conversation = await this.api.get(`/api/conversations/${conversationId}`);
-        this.#showHeader();
-        this.conversations.refresh();
+        const conversation = await this.api.get(`/api/conversations/${conversationId}`);
+        if (this.conversation?.id !== conversationId) return;
+        this.conversation = conversation;
       } catch {
-        // The title is a nicety; the list shows it on its next refresh.
+        return;
       }
-    }, TITLE_DELAY_MS);
+      if (!this.conversation.title) {
+        this.#awaitTitle(conversationId, attempt + 1);
+        return;
+      }
+      this.#showHeader();
+      this.conversations.refresh();
+    }, TITLE_DELAYS_MS[attempt]);
   }
 
   async #stop() {

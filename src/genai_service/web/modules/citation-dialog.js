@@ -7,6 +7,8 @@ import { byId, h } from "./dom.js";
 import { citationName } from "./markdown.js";
 
 const CONTEXT_CHARS = 600;
+/** Scrolled so that the quote starts this far below the top: a few lines of its context show. */
+const CONTEXT_LINES_PX = 72;
 
 export class CitationDialog {
   #texts = new Map();
@@ -46,7 +48,8 @@ export class CitationDialog {
     } finally {
       body.removeAttribute("aria-busy");
     }
-    body.querySelector("mark")?.scrollIntoView({ block: "center" });
+    const mark = body.querySelector("mark");
+    if (mark !== null) body.scrollTop = Math.max(0, mark.offsetTop - CONTEXT_LINES_PX);
   }
 
   async #documentText(documentId) {
