@@ -13,7 +13,8 @@ expected error statuses, such as 404 from `/api/usage/me` on a server without us
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from asgi_lifespan import LifespanManager
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
 
 from genai_service.app import create_app
+from genai_service.inference.base import ChatChunk, ChatRequest, ProviderError
 from genai_service.inference.registry import ModelRegistry
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, make_settings
 from tests.conversations.support import serve
@@ -48,6 +50,26 @@ SCRIPTED_CHUNK_DELAY_S = 0.03
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 OpenPage = Callable[..., Awaitable[Page]]
+FAILS_ONCE_MODEL = "fails-once"
+
+
+class FailsOnceChatModel(ScriptedChatModel):
+    """Its first reply breaks off after two words (the model server went away, say); every later
+    reply is the scripted model's."""
+
+    def __init__(self) -> None:
+        super().__init__(chunk_delay=SCRIPTED_CHUNK_DELAY_S)
+        self.broke = False
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        breaking, self.broke = not self.broke, True
+        async with aclosing(super().stream(request)) as chunks:
+            sent = 0
+            async for chunk in chunks:
+                if breaking and sent == 2:
+                    raise ProviderError("The model server went away.")
+                sent += 1
+                yield chunk
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +103,10 @@ async def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     data = Path(tmp_path_factory.mktemp("ui-scripted"))
     settings = make_settings(data, f"sqlite+aiosqlite:///{data / 'ui.db'}")
     models = ModelRegistry(
-        chat={FAKE_CHAT_MODEL: ScriptedChatModel(chunk_delay=SCRIPTED_CHUNK_DELAY_S)},
+        chat={
+            FAKE_CHAT_MODEL: ScriptedChatModel(chunk_delay=SCRIPTED_CHUNK_DELAY_S),
+            FAILS_ONCE_MODEL: FailsOnceChatModel(),
+        },
         embeddings={FAKE_EMBEDDING_MODEL: FakeEmbeddingModel()},
         default_chat=FAKE_CHAT_MODEL,
         default_embedding=FAKE_EMBEDDING_MODEL,
