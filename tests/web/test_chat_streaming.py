@@ -142,6 +142,8 @@ async def test_a_reload_mid_reply_picks_up_the_same_reply(
     assert await copied_text(page, reply) == stored["content"]
     assert normalised(await reply_body(reply).inner_text()).startswith(before_reload[:30])
     await expect(page.locator("#messages li.assistant")).to_have_count(1)
+    # What was parked for the reload (the session, the reply so far) left storage at once.
+    assert await page.evaluate("[localStorage.length, sessionStorage.length]") == [0, 0]
 
 
 async def test_another_tab_follows_the_reply_and_can_stop_it(

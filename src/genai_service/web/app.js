@@ -28,7 +28,6 @@ const auth = new AuthView(session, { onSignedIn: enterWorkspace });
 
 function enterWorkspace() {
   auth.hide();
-  replies.takeParked();
   const user = session.user;
   byId("who").textContent = user.is_anonymous ? "Anonymous" : user.full_name || user.email;
   show(byId("workspace"));
@@ -92,6 +91,7 @@ document.querySelector(".skip-link").addEventListener("click", (event) => {
 });
 
 async function start() {
+  replies.takeParked();
   const resumed = await session.resume();
   show(byId("loading"), false);
   if (resumed) enterWorkspace();

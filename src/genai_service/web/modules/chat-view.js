@@ -18,6 +18,8 @@ export class ChatView {
   #following = null;
   #opened = 0;
   #modelsLoaded = false;
+  /** A new chat's conversation is being created (its first question waits for it). */
+  #starting = false;
 
   constructor({ api, replies, conversations, citations }) {
     this.api = api;
@@ -124,10 +126,11 @@ export class ChatView {
   }
 
   async #send() {
-    if (this.#following !== null) return;
+    if (this.#following !== null || this.#starting) return;
     const content = this.input.value.trim();
     if (!content) return;
     if (this.conversation === null) {
+      this.#starting = true;
       try {
         this.conversation = await this.api.post("/api/conversations", {
           model: byId("model-picker").value || null,
@@ -137,10 +140,14 @@ export class ChatView {
       } catch (error) {
         toast(`The chat could not be started: ${error.message}`);
         return;
+      } finally {
+        this.#starting = false;
       }
+      byId("system-prompt").value = "";
       history.replaceState(null, "", `#/chat/${this.conversation.id}`);
-      this.conversations.markActive(this.conversation.id);
       this.#showHeader();
+      this.conversations.markActive(this.conversation.id);
+      this.conversations.refresh();
     }
     this.input.value = "";
     await this.#ask(content);

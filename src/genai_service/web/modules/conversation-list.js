@@ -27,8 +27,15 @@ export class ConversationList {
     byId("conversation-more").addEventListener("click", () => this.#load(this.#items.length));
     const toggle = byId("sidebar-toggle");
     toggle.addEventListener("click", () => this.#setOpen(toggle.getAttribute("aria-expanded") !== "true"));
-    this.list.addEventListener("click", (event) => {
-      if (event.target.closest("a")) this.#setOpen(false);
+    const sidebar = byId("sidebar");
+    sidebar.addEventListener("click", (event) => {
+      if (event.target.closest("a, #new-chat")) this.#setOpen(false);
+    });
+    sidebar.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && sidebar.classList.contains("open")) {
+        this.#setOpen(false);
+        toggle.focus();
+      }
     });
   }
 

@@ -59,6 +59,11 @@ export class DocumentsView {
       toast(`The documents could not be loaded: ${error.message}`);
       return;
     }
+    if (page.total <= page.items.length) {
+      // The whole list came: what is not in it was deleted meanwhile (elsewhere).
+      const present = new Set(page.items.map((document) => document.id));
+      for (const id of this.#rows.keys()) if (!present.has(id)) this.#removed(id);
+    }
     for (const document of [...page.items].reverse()) this.#show(document);
     this.#showEmpty();
   }

@@ -152,7 +152,7 @@ export class RunningReplies {
   /** What this tab knows of a conversation's running reply: `{generationId, lastEventId, text}`. */
   known(conversationId) {
     const parked = this.#parked;
-    if (parked !== null && parked.conversationId === conversationId) {
+    if (parked !== null && parked.conversationId === conversationId && parked.userId === this.session.user?.id) {
       this.#parked = null;
       return { generationId: parked.generationId, lastEventId: parked.lastEventId, text: parked.text };
     }
@@ -209,14 +209,15 @@ export class RunningReplies {
     sessionStorage.removeItem(PARKED_KEY);
   }
 
-  /** At start-up, once signed in: take what the page before the reload was reading. */
+  /** At start-up: take what the page before the reload was reading out of storage (it is
+   * used only if the same user is signed in again). */
   takeParked() {
     const raw = sessionStorage.getItem(PARKED_KEY);
     sessionStorage.removeItem(PARKED_KEY);
     if (raw === null) return;
     try {
       const parked = JSON.parse(raw);
-      if (parked.userId === this.session.user?.id && parked.generationId) this.#parked = parked;
+      if (parked.generationId) this.#parked = parked;
     } catch {
       // A damaged entry: the reply is replayed from its start instead.
     }
