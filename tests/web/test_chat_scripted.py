@@ -1,16 +1,19 @@
 """Chat behaviour that needs a reply decided in advance, against the scripted model ("You said:
-<question>"): a failed reply and its retry, and a chat that draws on chosen documents only."""
+<question>"): a failed reply and its retry, a chat that draws on chosen documents only, and the
+page of a PDF's citation."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.async_api import expect
 
+from tests.documents.samples import pdf_with_pages
 from tests.web.conftest import FAILS_ONCE_MODEL, OpenPage
 from tests.web.ui import (
     api_as,
     ask,
     conversation_id,
+    reply_body,
     sign_up,
     stored_messages,
     upload,
@@ -84,3 +87,29 @@ async def test_a_chat_draws_on_the_chosen_documents_only(
         conversation = (await api.get(f"/api/conversations/{conversation_id(page)}")).json()
     storms = next(d["id"] for d in documents if d["filename"] == "storms.md")
     assert conversation["documents"] == [storms]
+
+
+async def test_a_citation_of_a_pdf_names_its_page(
+    open_page: OpenPage, scripted_server: str
+) -> None:
+    page = await open_page(scripted_server)
+    await sign_up(page)
+    pdf = pdf_with_pages(["The keeper's log opens here.", "Fog horn drills happen on Fridays."])
+    await page.get_by_role("link", name="Documents").click()
+    await page.get_by_label("Upload documents").set_input_files(
+        files=[{"name": "log.pdf", "mimeType": "application/pdf", "buffer": pdf}]
+    )
+    row = page.locator("li.document", has_text="log.pdf")
+    await expect(row.locator(".document-status")).to_have_text("Indexed", timeout=30_000)
+    await expect(row).to_contain_text("2 pages")
+
+    await page.get_by_role("link", name="Chat").click()
+    await page.locator("#document-scope summary").click()
+    await page.get_by_role("radio", name="All my documents").check()
+    reply = await ask(page, "When do fog horn drills happen [1]?")
+    assert await wait_until_written(reply) == "completed"
+    # Both short pages make one chunk: it starts on page 1.
+    await reply_body(reply).get_by_role("link", name="[1] log.pdf, page 1").click()
+    dialog = page.get_by_role("dialog", name="[1] log.pdf, page 1")
+    await expect(dialog.locator("mark")).to_contain_text("Fog horn drills happen on Fridays.")
+    await expect(dialog).to_contain_text("page 1 · characters")

@@ -166,6 +166,7 @@ export class DocumentsView {
           this.#rows.get(id)?.update(progress);
           if (FINAL.has(progress.status)) {
             announce(`${this.#rows.get(id)?.document.filename ?? "A document"}: ${LABELS[progress.status].toLowerCase()}.`);
+            await this.#reload(id);
             return;
           }
         }
@@ -176,6 +177,15 @@ export class DocumentsView {
       this.#following.delete(id);
       const next = this.#waiting.shift();
       if (next !== undefined) this.#follow(next);
+    }
+  }
+
+  /** The whole record once ingestion ended (progress events leave out the page count). */
+  async #reload(id) {
+    try {
+      this.#rows.get(id)?.update(await this.api.get(`/api/documents/${id}`));
+    } catch {
+      // The row keeps what the events said.
     }
   }
 
