@@ -121,8 +121,8 @@ export class ChatView {
   }
 
   async #showCitation(number, citation, link) {
-    await this.citations.open(number, citation);
     this.citations.dialog.addEventListener("close", () => link.focus(), { once: true });
+    await this.citations.open(number, citation);
   }
 
   async #send() {
@@ -168,6 +168,7 @@ export class ChatView {
     try {
       await stream.start(conversationId, this.#turnOptions(content), this.#handlers(conversationId, stream, reply));
     } catch (error) {
+      if (stream.aborted) return;
       if (stream.generationId === null) {
         // Refused before anything was stored: the question goes back to the composer.
         question.remove();
@@ -197,12 +198,14 @@ export class ChatView {
     }
     reply.streaming(known.text);
     this.#scrollToEnd();
+    this.replies.remember(conversationId, known.generationId);
     const stream = new ReplyStream(this.api, known);
     this.#following = { conversationId, stream, reply };
     this.#setRunning(true);
     try {
       await stream.resume(this.#handlers(conversationId, stream, reply));
     } catch (error) {
+      if (stream.aborted) return;
       if (error instanceof ApiError && (error.status === 404 || error.status === 410)) {
         await this.#waitForStoredReply(conversationId, reply, opened);
       } else {
@@ -215,7 +218,7 @@ export class ChatView {
 
   #handlers(conversationId, stream, reply) {
     return {
-      generation: (data) => this.replies.remember(conversationId, data.generation_id),
+      started: (generationId) => this.replies.remember(conversationId, generationId),
       delta: (text) => {
         reply.append(text);
         this.#scrollToEnd();

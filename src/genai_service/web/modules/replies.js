@@ -15,8 +15,9 @@ const CHANNEL_NAME = "genai-service.replies";
 const ASK_TIMEOUT_MS = 400;
 
 /**
- * One reply as this page follows it. `handlers`: `generation(data)` (the first event: ids and the
- * stored question), `delta(text)`, `end(type, data)` with `type` "done" or "error".
+ * One reply as this page follows it. `handlers`: `started(generationId)` (the server accepted the
+ * question), `generation(data)` (the first event: ids and the stored question), `delta(text)`,
+ * `end(type, data)` with `type` "done" or "error".
  */
 export class ReplyStream {
   #controller = new AbortController();
@@ -47,6 +48,7 @@ export class ReplyStream {
     });
     if (!response.ok) throw await ApiError.of(response);
     this.generationId = response.headers.get("X-Generation-ID");
+    handlers.started?.(this.generationId);
     await this.#follow(response, handlers);
   }
 
