@@ -1,8 +1,10 @@
 """Chat behaviour that needs a reply decided in advance, against the scripted model ("You said:
-<question>"): a failed reply and its retry, a chat that draws on chosen documents only, and the
-page of a PDF's citation."""
+<question>"): a failed reply and its retry, a chat that draws on chosen documents only, the page
+of a PDF's citation, and a reply that no tab of the browser follows."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from playwright.async_api import expect
@@ -113,3 +115,29 @@ async def test_a_citation_of_a_pdf_names_its_page(
     dialog = page.get_by_role("dialog", name="[1] log.pdf, page 1")
     await expect(dialog.locator("mark")).to_contain_text("Fog horn drills happen on Fridays.")
     await expect(dialog).to_contain_text("page 1 · characters")
+
+
+async def test_a_reply_started_elsewhere_appears_once_stored(
+    open_page: OpenPage, scripted_server: str
+) -> None:
+    page = await open_page(scripted_server)
+    email = await sign_up(page)
+    question = " ".join(f"word{n}" for n in range(150))
+    async with api_as(scripted_server, email) as api:
+        conversation = (await api.post("/api/conversations", json={})).json()["id"]
+        # Asked through the API (another computer, say): no tab of this browser follows it.
+        turn = asyncio.create_task(
+            api.post(f"/api/conversations/{conversation}/messages", json={"content": question})
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await stored_messages(api, conversation):
+            assert asyncio.get_running_loop().time() < deadline, "the question was not stored"
+            await asyncio.sleep(0.02)
+
+        await page.goto(f"/ui#/chat/{conversation}")
+        reply = page.locator("#messages li.assistant")
+        await expect(reply).to_contain_text("started elsewhere")
+        assert await wait_until_written(reply) == "completed"
+        assert (await turn).status_code == 201
+        stored = (await stored_messages(api, conversation))[-1]
+    await expect(reply_body(reply)).to_have_text(stored["content"])

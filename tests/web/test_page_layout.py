@@ -59,8 +59,10 @@ async def test_the_main_screens_fit_a_phone_and_a_desktop(
     await page.locator("details.reply-options summary").click()
     await page.locator("#document-scope summary").click()
     await page.get_by_role("button", name="Rename").click()
-    await page.get_by_role("dialog", name="Rename conversation").get_by_label("Title").fill(
-        "Lighthouse supplies"
+    await (
+        page.get_by_role("dialog", name="Rename conversation")
+        .get_by_label("Title")
+        .fill("Lighthouse supplies")
     )
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", level=1)).to_have_text("Lighthouse supplies")
