@@ -36,6 +36,8 @@ export class Api {
       const renewed = await this.session.credential();
       response = await fetch(path, withCredential(init, renewed));
       if (response.status === 401) this.session.end("Your session has ended. Please sign in again.");
+    } else if (response.status === 401 && this.session.mode === "anonymous") {
+      this.session.end("This server no longer allows anonymous use. Please sign in.");
     }
     return response;
   }
