@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
     "/",
     response_model=Health,
     response_model_exclude_none=True,
-    responses={303: {"description": "A browser (`Accept: text/html`) is sent to the docs"}},
+    responses={303: {"description": "A browser (`Accept: text/html`) is sent to the chat page"}},
 )
 async def root(
     settings: SettingsDep, accept: Annotated[str, Header()] = "application/json"
