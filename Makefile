@@ -36,8 +36,8 @@ LLAMA_WHEELS := $(HOME)/.cache/genai-service/llama-cpp-python-$(LLAMA_CPP_VERSIO
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-deps lint format typecheck security pytest check-lock \
-	lock audit pre-commit bench clean
+.PHONY: run test install install-dev system-deps vendor-web screenshots lint format typecheck \
+	security pytest check-lock lock audit pre-commit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,11 +82,36 @@ lock: install
 check-lock:
 	$(PYTHON) tools/dependency_lock.py check
 
-# Servers the test suite starts itself: PostgreSQL (as the postgres user).
+# What the test suite starts itself: PostgreSQL (as the postgres user), and Debian's Chromium for
+# the browser tests of /ui (Playwright drives it; it cannot download a browser of its own here).
 system-deps:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
 	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+# The web page's two libraries, pinned, with their licences, from the npm registry. The files are
+# committed: serving and testing the page never needs npm. Run this only to change a version.
+MARKED_VERSION := 18.3.0
+DOMPURIFY_VERSION := 3.5.0
+WEB_VENDOR := src/genai_service/web/vendor
+vendor-web:
+	@set -e; work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	( cd "$$work" && npm pack --silent marked@$(MARKED_VERSION) dompurify@$(DOMPURIFY_VERSION) >/dev/null ); \
+	mkdir -p "$$work/marked" "$$work/dompurify" $(WEB_VENDOR); \
+	tar -xzf "$$work/marked-$(MARKED_VERSION).tgz" -C "$$work/marked"; \
+	tar -xzf "$$work/dompurify-$(DOMPURIFY_VERSION).tgz" -C "$$work/dompurify"; \
+	rm -f $(WEB_VENDOR)/*; \
+	cp "$$work/marked/package/lib/marked.esm.js" $(WEB_VENDOR)/marked.esm.js; \
+	cp "$$work/marked/package/LICENSE" $(WEB_VENDOR)/marked.LICENSE; \
+	cp "$$work/dompurify/package/dist/purify.es.mjs" $(WEB_VENDOR)/purify.es.mjs; \
+	cp "$$work/dompurify/package/LICENSE" $(WEB_VENDOR)/dompurify.LICENSE; \
+	cp "$$work/dompurify/package/LICENSE-MPL" $(WEB_VENDOR)/dompurify.LICENSE-MPL; \
+	printf 'marked %s\ndompurify %s\n' $(MARKED_VERSION) $(DOMPURIFY_VERSION) > $(WEB_VENDOR)/VERSIONS; \
+	( cd $(WEB_VENDOR) && sha256sum marked.esm.js purify.es.mjs >> VERSIONS ); \
+	cat $(WEB_VENDOR)/VERSIONS
 
 run: install
 	$(BIN)/genai-service db upgrade
@@ -120,6 +145,10 @@ audit: install-dev
 # The same checks on every commit: `make pre-commit` installs the git hook.
 pre-commit: install-dev
 	$(BIN)/pre-commit install
+
+# The pictures of the web page in docs/screenshots, taken by its layout test (360 and 1280 px).
+screenshots: install-dev system-deps
+	GENAI_UI_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_page_layout.py
 
 # One after another: each compares two things in one run and prints one figure per line.
 BENCHMARKS := event_loop throughput embeddings ingestion search

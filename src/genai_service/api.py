@@ -15,6 +15,7 @@ from genai_service.kit.metrics import router as metrics_router
 from genai_service.openai_api.router import router as openai_router
 from genai_service.retrieval.router import router as search_router
 from genai_service.users.router import router as users_router
+from genai_service.web_ui.router import router as web_ui_router
 
 api_router = APIRouter()
 api_router.include_router(health_router)
@@ -28,3 +29,4 @@ api_router.include_router(conversations_router)
 api_router.include_router(generations_router)
 api_router.include_router(documents_router)
 api_router.include_router(search_router)
+api_router.include_router(web_ui_router)

@@ -18,10 +18,15 @@ async def test_root_answers_healthy_json(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "healthy"}
 
 
-async def test_root_sends_a_browser_to_the_docs_in_development(client: httpx.AsyncClient) -> None:
+async def test_root_sends_a_browser_to_the_chat_page_in_development(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert response.status_code == 303
-    assert response.headers["location"] == "/docs"
+    assert response.headers["location"] == "/ui"
+    page = await client.get("/ui")
+    assert page.status_code == 200
+    assert "<title>genai-service</title>" in page.text
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()

@@ -73,6 +73,27 @@ async def test_security_headers(client: httpx.AsyncClient) -> None:
     assert "strict-transport-security" not in headers  # development serves plain HTTP
 
 
+async def test_the_chat_page_has_a_strict_policy_of_its_own(client: httpx.AsyncClient) -> None:
+    page = await client.get("/ui")
+    directives = dict(
+        directive.strip().split(" ", 1)
+        for directive in page.headers["content-security-policy"].split(";")
+    )
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert directives["require-trusted-types-for"] == "'script'"
+    assert directives["trusted-types"] == "dompurify"
+    assert "unsafe" not in page.headers["content-security-policy"]
+    module = await client.get("/ui/static/app.js")
+    assert module.headers["content-type"].startswith("text/javascript")
+    assert module.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert module.headers["cache-control"] == "no-cache"
+    docs = await client.get("/docs")
+    assert "content-security-policy" not in docs.headers  # Swagger UI loads from a CDN
+
+
 async def test_body_within_the_limit_passes(small_body_client: httpx.AsyncClient) -> None:
     response = await small_body_client.post("/probe/upload", content=b"x" * 1024)
     assert response.status_code == 200

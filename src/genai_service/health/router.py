@@ -10,6 +10,7 @@ from genai_service.health.schemas import Health, Readiness
 from genai_service.health.service import readiness_checks
 from genai_service.kit.errors import ServiceUnavailable
 from genai_service.settings import SettingsDep
+from genai_service.web_ui.router import UI_PATH
 
 router = APIRouter(tags=["health"])
 
@@ -18,15 +19,16 @@ router = APIRouter(tags=["health"])
     "/",
     response_model=Health,
     response_model_exclude_none=True,
-    responses={303: {"description": "A browser (`Accept: text/html`) is sent to the docs"}},
+    responses={303: {"description": "A browser (`Accept: text/html`) is sent to the chat page"}},
 )
 async def root(
     settings: SettingsDep, accept: Annotated[str, Header()] = "application/json"
 ) -> Health | RedirectResponse:
-    """The design source's health root: `{"status": "healthy"}`; browsers are sent to the docs."""
+    """The design source's health root: `{"status": "healthy"}`; in development, browsers are
+    sent to the web chat page (which links the API docs)."""
     if not settings.is_production:
-        if settings.show_docs and "text/html" in accept:
-            return RedirectResponse("/docs", status_code=303)
+        if "text/html" in accept:
+            return RedirectResponse(UI_PATH, status_code=303)
         return Health()
     return Health(name=settings.name, version=__version__)
 
