@@ -22,7 +22,6 @@ from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
-from genai_service.kit.lone_surrogates import reject_lone_surrogates
 from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware
 from genai_service.kit.middleware.access_log import RESPONSE_TIME_HEADER, AccessLogMiddleware
 from genai_service.kit.middleware.body_limit import BodyLimitMiddleware
@@ -33,6 +32,7 @@ from genai_service.kit.middleware.unhandled_errors import UnhandledErrorMiddlewa
 from genai_service.kit.openapi import install_error_responses
 from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
+from genai_service.kit.request_text import reject_unstorable_text
 from genai_service.kit.slash_redirect import RelativeSlashRedirect
 from genai_service.migrations import upgrade_database
 from genai_service.retrieval.service import RetrievalService
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
         redoc_url="/redoc" if show_docs else None,
         openapi_url="/openapi.json" if show_docs else None,
         # Every route, including those added later, whatever its body model.
-        dependencies=[Depends(reject_lone_surrogates)],
+        dependencies=[Depends(reject_unstorable_text)],
         redirect_slashes=False,
     )
     app.router.default = RelativeSlashRedirect(app.router)

@@ -1,4 +1,5 @@
-"""A lone UTF-16 surrogate in any JSON string is refused at the edge, naming the field."""
+"""Text no part of the service can store — a lone UTF-16 surrogate, a NUL — is refused at the
+edge, in any JSON string, form field, query or path, naming the field."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
-from genai_service.kit.lone_surrogates import find_lone_surrogate, reject_lone_surrogates
+from genai_service.kit.request_text import (
+    NUL_MESSAGE,
+    SURROGATE_MESSAGE,
+    find_unstorable,
+    reject_unstorable_text,
+)
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.identity import Account
 
@@ -89,13 +95,15 @@ async def test_a_surrogate_pair_is_a_character_and_passes(client: httpx.AsyncCli
 
 
 def test_object_keys_and_nesting_are_searched() -> None:
-    assert find_lone_surrogate({"a": [1, {"b": ["ok", "\udc00"]}]}) == ("a", 1, "b", 1)
-    assert find_lone_surrogate({"ok": {f"k{LONE}": 1}}) == ("ok", "k?")
-    assert find_lone_surrogate({"a": ["fine", 1.5, None, True]}) is None
+    found = find_unstorable({"a": [1, {"b": ["ok", "\udc00"]}]})
+    assert found == (("a", 1, "b", 1), SURROGATE_MESSAGE)
+    assert find_unstorable({"ok": {f"k{LONE}": 1}}) == (("ok", "k?"), SURROGATE_MESSAGE)
+    assert find_unstorable({"a": ["x\x00y"]}) == (("a", 0), NUL_MESSAGE)
+    assert find_unstorable({"a": ["fine", 1.5, None, True]}) is None
     deep: Any = LONE
     for _ in range(10_000):
         deep = [deep]
-    assert find_lone_surrogate(deep) == (0,) * 10_000
+    assert find_unstorable(deep) == ((0,) * 10_000, SURROGATE_MESSAGE)
 
 
 class Probe(BaseModel):
@@ -122,6 +130,51 @@ async def test_a_route_added_later_is_covered_without_asking(
 
 def test_the_check_is_app_wide(app: FastAPI) -> None:
     """FastAPI hands the app's own dependencies to every route, present and future."""
-    assert reject_lone_surrogates in [
+    assert reject_unstorable_text in [
         dependency.dependency for dependency in app.router.dependencies
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "POST",
+            "/v1/chat/completions",
+            chat([{"role": "user", "content": "a\x00b"}]),
+            "messages.0.content",
+        ),
+        ("POST", "/api/keys", {"name": "key\x00"}, "name"),
+        ("GET", "/api/conversations?q=%00", None, "q"),
+        ("GET", "/api/documents/%00", None, "document_id"),
+    ],
+)
+async def test_nul_characters_are_refused_naming_the_field(
+    method: str,
+    path: str,
+    body: Any,
+    field: str,
+    client: httpx.AsyncClient,
+    alice: Account,
+) -> None:
+    response = await client.request(
+        method,
+        path,
+        content=None if body is None else as_json(body),
+        headers={"content-type": "application/json", **alice.headers},
+    )
+    assert response.status_code in (400, 422), response.text
+    if response.status_code == 400:
+        assert response.json()["error"]["param"] == field
+    else:
+        assert response.json()["errors"][0]["field"] == field
+        assert "NUL" in response.json()["errors"][0]["message"] or "UUID" in response.text
+
+
+async def test_a_nul_in_a_login_form_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/auth/token", data={"username": "a\x00@example.com", "password": "x"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "username"
+    assert response.json()["errors"][0]["message"] == NUL_MESSAGE
