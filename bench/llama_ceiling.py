@@ -23,7 +23,7 @@ from genai_service.inference.local.chat_template import ChatTemplate
 from genai_service.inference.local.decode_context import DecodeContext, open_decode_context
 from genai_service.inference.local.model_file import resolve_model_path
 from genai_service.inference.local.native import free_model, load_model
-from genai_service.inference.local.sequence import build_sampler
+from genai_service.inference.local.sampler import build_chain
 from genai_service.inference.local.vocabulary import Vocabulary
 from genai_service.settings import LocalChatSettings
 
@@ -41,10 +41,12 @@ def _check(status: int) -> None:
         raise RuntimeError(f"llama_decode failed with status {status}")
 
 
-def _generate(decoder: DecodeContext, prompts: list[list[int]], tokens: int) -> float:
+def _generate(
+    decoder: DecodeContext, prompts: list[list[int]], tokens: int, vocabulary_size: int
+) -> float:
     """Tokens/s of generating `tokens` tokens for each prompt, prefill included."""
     samplers = [
-        build_sampler(SamplingParams(temperature=TEMPERATURE, seed=index))
+        build_chain(vocabulary_size, SamplingParams(temperature=TEMPERATURE, seed=index))
         for index in range(len(prompts))
     ]
     try:
@@ -96,8 +98,8 @@ def bare_batched_tokens_per_s(
         ]
         decoder = open_decode_context(model, settings)
         try:
-            _generate(decoder, prompts, 16)  # warm-up: page the weights in
-            return max(_generate(decoder, prompts, tokens) for _ in range(rounds))
+            _generate(decoder, prompts, 16, vocabulary.size)  # warm-up: page the weights in
+            return max(_generate(decoder, prompts, tokens, vocabulary.size) for _ in range(rounds))
         finally:
             decoder.close()
     finally:

@@ -23,11 +23,14 @@ class AppError(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra or {}
+        self.param = param
+        """The request parameter at fault, when one is (OpenAI's error bodies name it)."""
 
 
 class BadRequest(AppError):

@@ -89,6 +89,7 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         headers=exc.headers,
         extra=exc.extra,
+        param=exc.param,
     )
 
 

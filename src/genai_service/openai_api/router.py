@@ -8,14 +8,13 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 
 from genai_service.auth.dependencies import get_model_caller
 from genai_service.inference.dependencies import ModelsDep
-from genai_service.openai_api.schemas import (
+from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionCreate,
-    EmbeddingCreate,
-    EmbeddingList,
-    ModelList,
 )
+from genai_service.openai_api.chat_service import ChatCompletionService
+from genai_service.openai_api.schemas import EmbeddingCreate, EmbeddingList, ModelList
 from genai_service.openai_api.service import OpenAIService
 
 # Any caller, the anonymous user included when anonymous mode is on; an API key works as
@@ -34,6 +33,13 @@ async def get_openai_service(models: ModelsDep) -> OpenAIService:
 ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
 
 
+async def get_chat_completions(models: ModelsDep) -> ChatCompletionService:
+    return ChatCompletionService(models)
+
+
+ChatCompletionsDep = Annotated[ChatCompletionService, Depends(get_chat_completions)]
+
+
 async def _sse(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         yield format_sse_event(data_str=chunk.model_dump_json())
@@ -46,7 +52,7 @@ async def _sse(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[byte
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_chat_completion(
-    body: ChatCompletionCreate, service: ServiceDep
+    body: ChatCompletionCreate, service: ChatCompletionsDep
 ) -> ChatCompletion | EventSourceResponse:
     if not body.stream:
         return await service.complete(body)

@@ -179,7 +179,12 @@ class LlamaEngine:
             self._retire(sequence, None)
         for job, slot in admitted:
             self._decoder.clear(slot)
-            self._active[slot] = ActiveSequence(job, slot, self._vocabulary)
+            try:
+                self._active[slot] = ActiveSequence(job, slot, self._vocabulary)
+            except AppError as error:  # its grammar does not compile: the request is refused
+                with self._cond:
+                    heapq.heappush(self._free_slots, slot)
+                job.sink(Failed(error))
         return True
 
     def _step(self) -> None:

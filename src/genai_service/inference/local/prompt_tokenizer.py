@@ -26,6 +26,10 @@ class PromptTokenizer:
         self._lock = threading.Lock()
         self._closed = False
 
+    @property
+    def renders_tool_role(self) -> bool:
+        return self._template.renders_tool_role
+
     def tokens_for(self, messages: Sequence[ChatMessage]) -> list[int]:
         prompt = self._template.render(messages)
         with self._lock:
