@@ -66,6 +66,10 @@ class ScriptedChatModel:
         """The whole reply before `max_tokens` and stop sequences apply."""
         if self.reply is not None:
             return self.reply
+        if isinstance(request.prompt, str):
+            return f"You said: {request.prompt}"
+        if request.prompt is not None:
+            return f"You sent {len(request.prompt)} tokens"
         users = [m.content for m in request.messages if m.role == "user"]
         return f"You said: {users[-1] if users else ''}".strip()
 
@@ -77,6 +81,9 @@ class ScriptedChatModel:
         if not self._ready:
             raise ModelNotReady("the scripted model is not started")
         prompt_tokens = self.count_tokens(request.messages)
+        if request.prompt is not None:
+            prompt = request.prompt
+            prompt_tokens = len(prompt.split()) if isinstance(prompt, str) else len(prompt)
         if prompt_tokens >= self._context_window:
             raise PromptTooLong(f"the prompt takes {prompt_tokens} of {self._context_window}")
         self.requests.append(request)

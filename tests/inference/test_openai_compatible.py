@@ -35,7 +35,7 @@ from genai_service.inference.base import (
     Usage,
 )
 from genai_service.inference.embeddings import RemoteEmbeddingModel
-from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.settings import ProviderSettings
 

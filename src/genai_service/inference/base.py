@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -102,6 +103,9 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = "auto"
     parallel_tool_calls: bool = True
+    prompt: str | tuple[int, ...] | None = None
+    """A raw prompt the model continues as it is, without the chat template (`/v1/completions`):
+    text, or token ids in the model's own vocabulary. `messages` is then empty."""
 
     @property
     def offers_tools(self) -> bool:
@@ -319,3 +323,16 @@ async def prime(stream: AsyncIterator[T]) -> AsyncIterator[T]:
             await close_iterator(stream)
 
     return replay()
+
+
+async def prime_all(streams: Sequence[AsyncIterator[T]]) -> list[AsyncIterator[T]]:
+    """`prime` several streams together; if one fails, the others are closed and its error
+    raised (the first, in order)."""
+    opened = await asyncio.gather(*(prime(stream) for stream in streams), return_exceptions=True)
+    ready = [stream for stream in opened if not isinstance(stream, BaseException)]
+    failure = next((error for error in opened if isinstance(error, BaseException)), None)
+    if failure is not None:
+        for stream in ready:
+            await close_iterator(stream)
+        raise failure
+    return ready

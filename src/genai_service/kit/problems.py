@@ -19,6 +19,13 @@ PROBLEM_TYPE_PREFIX = "urn:genai-service:problem:"
 OPENAI_PATH_PREFIX = "/v1"
 JSON_INVALID = "json_invalid"
 """The validation error type of a request body that is not valid JSON."""
+_MISSING_TYPES = frozenset({"missing", "extra_forbidden"})
+"""Errors about a field the body lacks or should not have: the last part names it although
+it leads nowhere in the body."""
+_MESSAGES = {
+    "extra_forbidden": "unknown parameter: the API defines no such field here",
+}
+"""Clearer words for pydantic's messages, by error type."""
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -93,27 +100,41 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _field_name(loc: tuple[int | str, ...], error_type: str) -> str:
+def _field_name(loc: tuple[int | str, ...], error_type: str, body: Any) -> str:
     """The dotted path of the invalid field; "" when the body is not JSON at all.
 
     For a body that does not parse, the location holds the character position of the JSON
-    error, which is no field name.
+    error, which is no field name. Inside a union, pydantic adds the member it tried (`str`,
+    `list[int]`, a discriminator's tag) to the location; those parts name no field of the
+    request, so only the parts that lead through the sent body are kept.
     """
     if error_type == JSON_INVALID:
         return ""
-    parts = [str(p) for p in loc]
+    parts = list(loc)
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:]
-    return ".".join(parts)
+        where, parts = parts[0], parts[1:]
+        if where != "body":
+            return ".".join(str(part) for part in parts)
+    kept: list[str] = []
+    node = body
+    for index, part in enumerate(parts):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        elif index < len(parts) - 1 or error_type not in _MISSING_TYPES:
+            continue
+        kept.append(str(part))
+    return ".".join(kept)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": _field_name(tuple(error["loc"]), error["type"]),
+            "field": _field_name(tuple(error["loc"]), error["type"], exc.body),
             "location": str(error["loc"][0]) if error["loc"] else "body",
-            "message": error["msg"],
+            "message": _MESSAGES.get(error["type"], error["msg"]),
             "type": error["type"],
         }
         for error in exc.errors()

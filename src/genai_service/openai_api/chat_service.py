@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -17,10 +16,10 @@ from genai_service.inference.base import (
     TokenLogprob,
     ToolCallDelta,
     Usage,
-    prime,
+    prime_all,
 )
 from genai_service.inference.registry import ModelRegistry
-from genai_service.kit.async_iterators import close_iterator
+from genai_service.kit.async_iterators import merged
 from genai_service.openai_api import chat_schemas as schemas
 from genai_service.openai_api.chat_request import for_choice, to_chat_request
 
@@ -111,16 +110,9 @@ class ChatCompletionService:
         """Open every choice's stream (admission errors raise here), then yield OpenAI chunks."""
         name, model = self._model(body)
         request = to_chat_request(body)
-        opened = await asyncio.gather(
-            *(prime(model.stream(for_choice(request, i))) for i in range(body.n or 1)),
-            return_exceptions=True,
+        streams = await prime_all(
+            [model.stream(for_choice(request, i)) for i in range(body.n or 1)]
         )
-        streams = [stream for stream in opened if not isinstance(stream, BaseException)]
-        failure = next((error for error in opened if isinstance(error, BaseException)), None)
-        if failure is not None:
-            for stream in streams:
-                await close_iterator(stream)
-            raise failure
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         writer = _ChunkWriter(name, request)
         return writer.chunks(streams, include_usage=include_usage)
@@ -156,7 +148,7 @@ class _ChunkWriter:
         first = schemas.ChunkDelta(role="assistant", content="")
         yield self._chunk([schemas.ChunkChoice(index=i, delta=first) for i in range(len(streams))])
         usages: list[Usage] = []
-        async with _merged(streams) as pieces:
+        async with merged(streams) as pieces:
             async for index, piece in pieces:
                 if piece.text or piece.tool_calls or piece.logprobs:
                     yield self._chunk([self._piece(index, piece)])
@@ -182,54 +174,3 @@ def _tool_call_chunk(delta: ToolCallDelta) -> schemas.ToolCallChunk:
         type="function" if delta.id else None,
         function=schemas.FunctionCallDelta(name=delta.name, arguments=delta.arguments),
     )
-
-
-@contextlib.asynccontextmanager
-async def _merged(
-    streams: list[AsyncIterator[ChatChunk]],
-) -> AsyncIterator[AsyncIterator[tuple[int, ChatChunk]]]:
-    """The chunks of several streams as they come, tagged with their stream's index. Leaving
-    the context closes every stream (a client gone frees every sequence slot)."""
-    if len(streams) == 1:
-        only = streams[0]
-
-        async def single() -> AsyncIterator[tuple[int, ChatChunk]]:
-            async for piece in only:
-                yield 0, piece
-
-        try:
-            yield single()
-        finally:
-            await close_iterator(only)
-        return
-    queue: asyncio.Queue[tuple[int, ChatChunk] | BaseException | None] = asyncio.Queue()
-
-    async def pump(index: int, stream: AsyncIterator[ChatChunk]) -> None:
-        try:
-            async for piece in stream:
-                await queue.put((index, piece))
-        except Exception as error:
-            await queue.put(error)
-        finally:
-            await close_iterator(stream)
-            await queue.put(None)
-
-    tasks = [asyncio.create_task(pump(i, stream)) for i, stream in enumerate(streams)]
-
-    async def merged() -> AsyncIterator[tuple[int, ChatChunk]]:
-        running = len(tasks)
-        while running:
-            item = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-
-    try:
-        yield merged()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,6 +7,7 @@ import struct
 import time
 from collections.abc import Sequence
 
+from genai_service.inference.base import ModelNotFound
 from genai_service.inference.registry import ModelRegistry
 from genai_service.openai_api.schemas import (
     Embedding,
@@ -47,3 +48,8 @@ class OpenAIService:
         created = int(time.time())
         names = [*self.models.chat_names(), *self.models.embedding_names()]
         return ModelList(data=[ModelCard(id=name, created=created) for name in names])
+
+    def get_model(self, name: str) -> ModelCard:
+        if name not in (*self.models.chat_names(), *self.models.embedding_names()):
+            raise ModelNotFound(f"model {name!r} does not exist")
+        return ModelCard(id=name, created=int(time.time()))

@@ -33,6 +33,13 @@ class ReplyPlan:
 
 def plan_reply(request: ChatRequest, tokenizer: PromptTokenizer) -> ReplyPlan:
     """CPU work (templating, schema conversion, tokenising): call it from a worker thread."""
+    unknown = [t for t, _ in request.sampling.logit_bias if not 0 <= t < tokenizer.vocabulary_size]
+    if unknown:
+        raise BadRequest(
+            f"`logit_bias` names token {unknown[0]}, but this model's vocabulary has "
+            f"{tokenizer.vocabulary_size} tokens (ids 0 to {tokenizer.vocabulary_size - 1})",
+            param="logit_bias",
+        )
     grammar: str | None = None
     constrained = request.offers_tools or request.response_format is not None
     if constrained and request.sampling.stop:
@@ -58,8 +65,23 @@ def plan_reply(request: ChatRequest, tokenizer: PromptTokenizer) -> ReplyPlan:
             if output.schema is None
             else grammar_for_schema(output.schema, where=RESPONSE_SCHEMA_PARAM)
         )
+    if request.prompt is not None:
+        return ReplyPlan(_raw_prompt(request.prompt, tokenizer), grammar, tool_calling=False)
     messages = tool_calls.prompt_messages(request, tool_role=tokenizer.renders_tool_role)
     return ReplyPlan(tokenizer.tokens_for(messages), grammar, request.offers_tools)
+
+
+def _raw_prompt(prompt: str | tuple[int, ...], tokenizer: PromptTokenizer) -> list[int]:
+    if isinstance(prompt, str):
+        return tokenizer.tokens_of(prompt)
+    unknown = [token for token in prompt if not 0 <= token < tokenizer.vocabulary_size]
+    if unknown:
+        raise BadRequest(
+            f"the prompt has token {unknown[0]}, but this model's vocabulary has "
+            f"{tokenizer.vocabulary_size} tokens",
+            param="prompt",
+        )
+    return list(prompt)
 
 
 def _answer_schema(output: JsonOutput | None) -> dict[str, Any]:
