@@ -118,12 +118,12 @@ def _field_name(loc: tuple[int | str, ...], error_type: str, body: Any) -> str:
     kept: list[str] = []
     node = body
     for index, part in enumerate(parts):
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         elif index < len(parts) - 1 or error_type not in _MISSING_TYPES:
-            continue
+            continue  # a union member's name: not a field of the request
         kept.append(str(part))
     return ".".join(kept)
 
