@@ -118,14 +118,21 @@ def _field_name(loc: tuple[int | str, ...], error_type: str, body: Any) -> str:
     kept: list[str] = []
     node = body
     for index, part in enumerate(parts):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
+        found, child = _child(node, part)
+        if found:
+            node = child
         elif index < len(parts) - 1 or error_type not in _MISSING_TYPES:
             continue  # a union member's name: not a field of the request
         kept.append(str(part))
     return ".".join(kept)
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
