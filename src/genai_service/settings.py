@@ -51,6 +51,9 @@ class LocalChatSettings(BaseModel):
     max_queue: Annotated[int, Field(ge=0)] = 64
     """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
     request_timeout: Annotated[float, Field(gt=0)] = 300.0
+    reuse_prefixes: bool = True
+    """Keep each slot's KV cache after its sequence ends, and compute only what a new prompt adds
+    to a prefix held there (the next turn of a conversation) or running elsewhere (`n` choices)."""
 
 
 class LocalEmbeddingSettings(BaseModel):

@@ -193,3 +193,59 @@ async def test_streamed_logprobs_follow_the_text(model: LocalChatModel) -> None:
     assert all(len(entry.top) == 2 and entry.logprob <= 0 for entry in entries)
     for chunk in chunks:  # every chunk carries the logprobs of exactly its own text
         assert "".join(entry.token for entry in chunk.logprobs) == chunk.text
+
+
+def conversation(turns: int) -> list[ChatMessage]:
+    messages = [ChatMessage("system", "You are a helpful assistant who answers briefly.")]
+    for turn in range(turns):
+        messages.append(ChatMessage("user", f"Tell me fact number {turn} about the sea."))
+        messages.append(ChatMessage("assistant", f"Fact {turn}: the sea is large and salty."))
+    messages.append(ChatMessage("user", "And one more fact, please."))
+    return messages
+
+
+async def test_a_next_turn_reuses_the_cached_prefix_and_answers_the_same(
+    model: LocalChatModel,
+) -> None:
+    fresh = LocalChatModel(
+        LocalChatSettings(n_ctx=512, n_seq_max=4, n_threads=1, reuse_prefixes=False)
+    )
+    await fresh.start()
+    try:
+        sampling = SamplingParams(max_tokens=16, temperature=0.8, seed=21)
+        earlier = ChatRequest(conversation(3), sampling)
+        reply = await model.complete(earlier)
+        later = ChatRequest(
+            [
+                *earlier.messages,
+                ChatMessage("assistant", reply.text),
+                ChatMessage("user", "Thank you. And another?"),
+            ],
+            sampling,
+        )
+        before = model.stats
+        reused_reply = await model.complete(later)
+        after = model.stats
+        plain_reply = await fresh.complete(later)
+        assert fresh.stats.reused_tokens == 0
+    finally:
+        await fresh.close()
+    # The whole earlier prompt, and most of the reply's tokens, were not computed again.
+    assert after.reused_tokens - before.reused_tokens >= model.count_tokens(earlier.messages)
+    assert reused_reply == plain_reply
+
+
+async def test_n_copies_of_one_prompt_compute_it_once(model: LocalChatModel) -> None:
+    messages = conversation(4)
+    requests = [
+        ChatRequest(messages, SamplingParams(max_tokens=12, temperature=0.9, seed=seed))
+        for seed in (1, 2, 3)
+    ]
+    before = model.stats
+    results = await asyncio.gather(*(model.complete(request) for request in requests))
+    after = model.stats
+    prompt = model.count_tokens(messages)
+    # The first computes the prompt (or reuses a slot); the others copy it.
+    assert after.reused_tokens - before.reused_tokens >= 2 * (prompt - 1)
+    alone = [await model.complete(request) for request in requests]
+    assert results == alone

@@ -72,6 +72,19 @@ class DecodeContext:
     def clear(self, slot: int) -> None:
         llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
 
+    def trim(self, slot: int, keep: int) -> None:
+        """Drop the cache of `slot` from position `keep` on: the first `keep` tokens stay."""
+        llama_cpp.llama_memory_seq_rm(self.memory, slot, keep, -1)
+
+    def copy(self, source: int, target: int, keep: int) -> None:
+        """`target` gets the first `keep` cached tokens of `source`.
+
+        Slots have KV streams of their own, and llama.cpp copies between streams only whole
+        (the data moves at the start of the next decode); the rest is dropped at once.
+        """
+        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+        self.trim(target, keep)
+
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.context)

@@ -27,11 +27,15 @@ class ActiveSequence:
     the request cannot be served.
     """
 
-    def __init__(self, job: GenerationJob, slot: int, vocabulary: Vocabulary) -> None:
+    def __init__(
+        self, job: GenerationJob, slot: int, vocabulary: Vocabulary, *, reused: int = 0
+    ) -> None:
         self.job = job
         self.slot = slot
         self.admitted_at = time.monotonic()
-        self.prefilled = 0
+        self.prefilled = reused
+        self.cached: list[int] = job.prompt[:reused]
+        """The tokens in the slot's KV cache, in order (once the decode they are in is done)."""
         self.generated = 0
         self.last_token = -1
         self.listening = True
@@ -51,12 +55,23 @@ class ActiveSequence:
         """Where `last_token` goes in the sequence: it is sampled, not yet decoded."""
         return len(self.job.prompt) + self.generated - 1
 
+    def reuse(self, count: int) -> None:
+        """The first `count` prompt tokens are in the KV cache already: prefill the rest."""
+        self.prefilled = count
+        self.cached = self.job.prompt[:count]
+
     def take_prompt_chunk(self, budget: int) -> tuple[int, list[int]]:
         """The next at most `budget` prompt tokens to prefill, with the position of the first."""
         start = self.prefilled
         chunk = self.job.prompt[start : start + budget]
         self.prefilled += len(chunk)
+        self.cached.extend(chunk)
         return start, chunk
+
+    def take_last_token(self) -> tuple[int, int]:
+        """The sampled token to decode next, with its position."""
+        self.cached.append(self.last_token)
+        return self.last_token, self.last_position
 
     def sample(self, context: llama_cpp.llama_context_p, batch_index: int) -> FinishReason | None:
         """Draw the next token from the logits at `batch_index`; returns why it ends, if it does."""
