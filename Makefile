@@ -84,7 +84,7 @@ pytest: install-dev system-deps
 test: lint typecheck pytest
 
 # One after another: each compares two things in one run and prints one figure per line.
-BENCHMARKS := event_loop throughput structured_output embeddings ingestion search
+BENCHMARKS := event_loop throughput structured_output prefix_reuse embeddings ingestion search
 bench: install-dev
 	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 
