@@ -91,14 +91,16 @@ class DecodeContext:
 
 
 def open_decode_context(
-    model: llama_cpp.llama_model_p, settings: LocalChatSettings
+    model: llama_cpp.llama_model_p, settings: LocalChatSettings, *, unified: bool = False
 ) -> DecodeContext:
+    """The engine's context; `unified` (one KV buffer for all sequences) only for comparing
+    layouts in benchmarks: the engine relies on a stream per sequence (see above)."""
     threads = settings.n_threads or default_threads()
     capacity = max(settings.n_batch, settings.n_seq_max)
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = settings.n_ctx * settings.n_seq_max
     params.n_seq_max = settings.n_seq_max
-    params.kv_unified = False
+    params.kv_unified = unified
     params.n_batch = capacity
     params.n_ubatch = capacity
     params.n_threads = threads
