@@ -105,7 +105,6 @@ class ScriptedChatModel:
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
         yield ChatChunk(text="", finish_reason=finish, usage=usage)
 
-
     def _call(self, request: ChatRequest, prompt_tokens: int) -> list[ChatChunk]:
         forced = request.tool_choice
         name = forced.name if isinstance(forced, ForcedTool) else request.tools[0].name
