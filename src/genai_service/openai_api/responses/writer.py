@@ -125,7 +125,8 @@ class ResponseWriter:
 
     def add(self, chunk: ChatChunk) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        if chunk.text or chunk.logprobs:
+        # The logprobs of a tool-calling reply come with its calls: they belong to no text.
+        if chunk.text or (chunk.logprobs and not chunk.tool_calls):
             events += self._text(chunk.text, chunk.logprobs)
         for delta in chunk.tool_calls:
             events += self._call(delta)
