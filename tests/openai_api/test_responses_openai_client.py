@@ -133,6 +133,32 @@ def test_json_schema_format_gives_json_that_validates(client: openai.OpenAI) -> 
     assert isinstance(parsed.output_parsed, Place)
 
 
+def test_a_schema_the_grammar_cannot_enforce_is_refused_naming_it(client: openai.OpenAI) -> None:
+    bounded: dict[str, Any] = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 1}},
+        "required": ["n"],
+    }
+    with pytest.raises(openai.BadRequestError, match="minimum") as refused:
+        client.responses.create(
+            input="A number.",
+            text={"format": {"type": "json_schema", "name": "n", "schema": bounded}},
+            **GREEDY,
+        )
+    assert refused.value.param == "text.format.schema"
+    count: Any = {"type": "function", "name": "count", "parameters": bounded, "strict": False}
+    only_count: Any = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "count"}],
+    }
+    with pytest.raises(openai.BadRequestError, match="minimum") as refused:
+        client.responses.create(
+            input="Count.", tools=[WEATHER_TOOL, count], tool_choice=only_count, **GREEDY
+        )
+    assert refused.value.param == "tools[1].parameters"
+
+
 def test_a_function_call_and_its_output_give_a_final_message(client: openai.OpenAI) -> None:
     asked = client.responses.create(
         input="What is the weather in Paris?",
