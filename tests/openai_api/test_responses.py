@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from fastapi import FastAPI
 
@@ -369,3 +370,37 @@ async def test_a_model_failure_mid_stream_ends_with_response_failed(
     assert output_text(failed) == "partial reply"
     stored = await client.get(f"/v1/responses/{failed['id']}")
     assert stored.json() == failed
+
+
+async def test_the_sdk_can_keep_the_history_itself(app: FastAPI) -> None:
+    """Without `previous_response_id`: the `openai` client sends the output items it got back
+    as input, with the function's output, as the Agents SDK does with `store=False`."""
+    fake_model(app).call_arguments = '{"city": "Oslo"}'
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        sdk = openai.AsyncOpenAI(
+            base_url="http://testserver/v1", api_key="anonymous", http_client=http
+        )
+        history: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
+        asked = await sdk.responses.create(
+            input=history, tools=[WEATHER_TOOL], tool_choice="required", store=False
+        )
+        [call] = asked.output
+        assert call.type == "function_call"
+        history += [item.model_dump(exclude_unset=True) for item in asked.output]
+        history.append({"type": "function_call_output", "call_id": call.call_id, "output": "-3 C"})
+        answered = await sdk.responses.create(input=history, tools=[WEATHER_TOOL], store=False)
+        history += answered.output
+        history.append({"role": "user", "content": "Thanks!"})
+        again = await sdk.responses.create(input=history, store=False)
+    messages = fake_model(app).requests[-1].messages
+    assert [message.role for message in messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert messages[1].tool_calls[0].arguments == '{"city": "Oslo"}'
+    assert messages[3].content == answered.output_text == "You said: Weather in Oslo?"
+    assert again.output_text == "You said: Thanks!"
