@@ -381,15 +381,16 @@ async def test_the_sdk_can_keep_the_history_itself(app: FastAPI) -> None:
         sdk = openai.AsyncOpenAI(
             base_url="http://testserver/v1", api_key="anonymous", http_client=http
         )
+        tools: Any = [WEATHER_TOOL]
         history: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
         asked = await sdk.responses.create(
-            input=history, tools=[WEATHER_TOOL], tool_choice="required", store=False
+            input=history, tools=tools, tool_choice="required", store=False
         )
         [call] = asked.output
         assert call.type == "function_call"
         history += [item.model_dump(exclude_unset=True) for item in asked.output]
         history.append({"type": "function_call_output", "call_id": call.call_id, "output": "-3 C"})
-        answered = await sdk.responses.create(input=history, tools=[WEATHER_TOOL], store=False)
+        answered = await sdk.responses.create(input=history, tools=tools, store=False)
         history += answered.output
         history.append({"role": "user", "content": "Thanks!"})
         again = await sdk.responses.create(input=history, store=False)
