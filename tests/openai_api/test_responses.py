@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 import pytest
 from fastapi import FastAPI
@@ -376,8 +377,9 @@ async def test_the_sdk_can_keep_the_history_itself(app: FastAPI) -> None:
     """Without `previous_response_id`: the `openai` client sends the output items it got back
     as input, with the function's output, as the Agents SDK does with `store=False`."""
     fake_model(app).call_arguments = '{"city": "Oslo"}'
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    # The client's own HTTP library (httpx2), over the app in process.
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
         sdk = openai.AsyncOpenAI(
             base_url="http://testserver/v1", api_key="anonymous", http_client=http
         )
