@@ -2,8 +2,10 @@
 
 `ScriptedChatModel` answers `"You said: <last user message>"` (or a fixed `reply`), streamed one
 word per chunk; a word is a token. `max_tokens` cuts the reply (finish reason "length"), a stop
-sequence cuts it before the stop text (finish reason "stop"). Like a real model it is not ready
-before `start()` nor after `close()`.
+sequence cuts it before the stop text (finish reason "stop"). A request whose `tool_choice` is
+"required" or names a function gets a call of that function (or the first tool) with
+`call_arguments`, streamed in two fragments. Like a real model it is not ready before `start()`
+nor after `close()`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from genai_service.inference.base import (
     ChatRequest,
     ChatResult,
     FinishReason,
+    ForcedTool,
     ModelNotReady,
     PromptTooLong,
+    ToolCallDelta,
     Usage,
     collect,
 )
@@ -43,6 +47,8 @@ class ScriptedChatModel:
         """Every request that reached the model, in order."""
         self.chunks_sent = 0
         """Text chunks yielded so far, over all requests."""
+        self.call_arguments = "{}"
+        """The arguments of the calls it makes when a request requires one."""
 
     @property
     def context_window(self) -> int:
@@ -87,6 +93,10 @@ class ScriptedChatModel:
         if prompt_tokens >= self._context_window:
             raise PromptTooLong(f"the prompt takes {prompt_tokens} of {self._context_window}")
         self.requests.append(request)
+        if request.offers_tools and request.tool_choice != "auto":
+            for chunk in self._call(request, prompt_tokens):
+                yield chunk
+            return
         text = self.reply_to(request)
         for stop in request.sampling.stop:
             if stop in text:
@@ -101,6 +111,17 @@ class ScriptedChatModel:
             yield ChatChunk(text=word if index == 0 else f" {word}")
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
         yield ChatChunk(text="", finish_reason=finish, usage=usage)
+
+    def _call(self, request: ChatRequest, prompt_tokens: int) -> list[ChatChunk]:
+        forced = request.tool_choice
+        name = forced.name if isinstance(forced, ForcedTool) else request.tools[0].name
+        arguments, half = self.call_arguments, len(self.call_arguments) // 2
+        call_id = f"call_{len(self.requests)}"
+        return [
+            ChatChunk("", tool_calls=(ToolCallDelta(0, call_id, name, arguments[:half]),)),
+            ChatChunk("", tool_calls=(ToolCallDelta(0, arguments=arguments[half:]),)),
+            ChatChunk("", finish_reason="tool_calls", usage=Usage(prompt_tokens, 1)),
+        ]
 
 
 class FailingChatModel(ScriptedChatModel):
