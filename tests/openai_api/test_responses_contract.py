@@ -129,7 +129,7 @@ async def test_media_input_is_refused_by_name(client: httpx.AsyncClient) -> None
         response = await client.post("/v1/responses", json={"input": [message]})
         assert response.status_code == 400, part
         error = response.json()["error"]
-        assert error["param"] == "input.0.message.content.1"
+        assert error["param"] == "input.0.content.1"
         assert part["type"] in error["message"]
     output = {"type": "function_call_output", "call_id": "c", "output": [parts[0]]}
     response = await client.post("/v1/responses", json={"input": [output]})
