@@ -134,7 +134,7 @@ async def test_media_input_is_refused_by_name(client: httpx.AsyncClient) -> None
     output = {"type": "function_call_output", "call_id": "c", "output": [parts[0]]}
     response = await client.post("/v1/responses", json={"input": [output]})
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "input.0.function_call_output.output.0"
+    assert response.json()["error"]["param"] == "input.0.output.0"
 
 
 async def test_item_types_other_than_messages_and_function_calls_are_refused_by_name(
