@@ -60,6 +60,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.close()
 
 
+PRODUCTION_SECRET = "tyFyVsf6oZ0Sq1f8q4ENIOgklfgZDr-liSlnA5Sr2KA"
+"""A secret key production accepts (made by `secrets.token_urlsafe(32)`)."""
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     """Settings for tests: nothing read from the environment or a .env file."""
     values: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": database_url}

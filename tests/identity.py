@@ -22,6 +22,7 @@ from genai_service.users.schemas import UserCreate
 from genai_service.users.service import UserService
 
 PASSWORD = "Correct-Horse-9"
+WRONG_PASSWORD = "Wrong-Password-1"
 
 
 @dataclass
@@ -54,6 +55,12 @@ def settings_with_auth(tmp_path: Path, database_url: str, **auth: Any) -> Settin
         database_url=database_url,
         auth=AuthSettings(**auth),
     )
+
+
+def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """A client whose requests come from `address` (the peer address of the ASGI scope)."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 async def insert_user(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from genai_service.serving import server_options
 
 READY_TIMEOUT_S = 120
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -65,3 +74,45 @@ class LiveServer:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+class ThreadedServer:
+    """An app built in the test (fake models, say), served by a real uvicorn on a loopback port
+    from a thread of this process, with the options `genai-service serve` uses.
+
+    The app's lifespan and every request run on the server thread's event loop; `run` hands a
+    coroutine (such as inserting a user) to that loop.
+    """
+
+    def __init__(self, app: FastAPI, **options: Any) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, **{**server_options(), **options}
+        )
+        self.server = uvicorn.Server(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the server thread ended before it started serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=60)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from genai_service.settings import Settings
-
-STRONG_SECRET = "v3ry-Random-Production-Secret-Key-0123456789"
+from genai_service.settings import SECRET_MASK, Settings
+from tests.conftest import PRODUCTION_SECRET
 
 
 def settings(**values: object) -> Settings:
@@ -59,16 +63,71 @@ def test_production_refuses_a_missing_or_weak_secret(secret: str | None) -> None
         settings(env="production", secret_key=secret)
 
 
+GUESSABLE_SECRETS = [
+    "Password1Password1Password1Passw",
+    "abcdefghijklmnopqrstuvwxyz0123456789",
+    "qwertyuiopasdfghjklzxcvbnm1234567890",
+    "0123456789abcdef" * 4,
+    "k3y-" + "Zq9w" * 10,
+]
+
+
+@pytest.mark.parametrize("secret", GUESSABLE_SECRETS)
+def test_production_refuses_a_long_but_guessable_secret(secret: str) -> None:
+    assert len(secret) >= 32
+    with pytest.raises(ValidationError) as refused:
+        settings(env="production", secret_key=secret)
+    assert "128 bits" in str(refused.value)
+    assert "token_urlsafe" in str(refused.value)
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(32)])
+def test_production_accepts_generated_secrets(make: Callable[[], str]) -> None:
+    for _ in range(200):
+        settings(env="production", secret_key=make())
+
+
+@pytest.mark.parametrize("secret", [*GUESSABLE_SECRETS, "short-Secret-9"])
+def test_a_refusal_shows_no_part_of_the_secret(secret: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(env="production", secret_key=secret)
+    error = refused.value
+    shown = [str(error), repr(error), error.json(), str(error.errors())]
+    tails = {secret[i:] for i in range(len(secret) - 6)}  # every tail of 6 characters or more
+    assert not any(tail in text for tail in tails for text in shown)
+    assert all(problem["input"] == SECRET_MASK for problem in error.errors())
+
+
+def test_the_cli_names_the_rule_and_not_the_secret(tmp_path: Path) -> None:
+    secret = "Password1Password1Password1Passw"
+    result = subprocess.run(
+        [sys.executable, "-m", "genai_service", "db", "upgrade"],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("GENAI_")},
+            "GENAI_ENV": "production",
+            "GENAI_SECRET_KEY": secret,
+            "GENAI_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "error: GENAI_SECRET_KEY: GENAI_SECRET_KEY is guessable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Passw" not in result.stdout + result.stderr
+
+
 def test_production_refuses_wildcard_cors_with_credentials() -> None:
     with pytest.raises(ValidationError, match="CORS"):
         settings(
             env="production",
-            secret_key=STRONG_SECRET,
+            secret_key=PRODUCTION_SECRET,
             cors={"origins": ["*"], "allow_credentials": True},
         )
 
 
 def test_production_defaults() -> None:
-    s = settings(env="production", secret_key=STRONG_SECRET)
+    s = settings(env="production", secret_key=PRODUCTION_SECRET)
     assert s.show_docs is False
     assert s.json_logs is True

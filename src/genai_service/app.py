@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from loguru import logger
-from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from genai_service import __version__
 from genai_service.api import api_router
@@ -22,13 +22,18 @@ from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.logging import configure_logging
+from genai_service.kit.lone_surrogates import reject_lone_surrogates
 from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware
 from genai_service.kit.middleware.access_log import RESPONSE_TIME_HEADER, AccessLogMiddleware
 from genai_service.kit.middleware.body_limit import BodyLimitMiddleware
+from genai_service.kit.middleware.cors import ProblemCORSMiddleware
 from genai_service.kit.middleware.request_id import RequestIdMiddleware
 from genai_service.kit.middleware.security_headers import SecurityHeadersMiddleware
+from genai_service.kit.middleware.unhandled_errors import UnhandledErrorMiddleware
+from genai_service.kit.openapi import install_error_responses
 from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
+from genai_service.kit.slash_redirect import RelativeSlashRedirect
 from genai_service.migrations import upgrade_database
 from genai_service.retrieval.service import RetrievalService
 from genai_service.retrieval.vector_store import QdrantVectorStore
@@ -103,7 +108,11 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
         docs_url="/docs" if show_docs else None,
         redoc_url="/redoc" if show_docs else None,
         openapi_url="/openapi.json" if show_docs else None,
+        # Every route, including those added later, whatever its body model.
+        dependencies=[Depends(reject_lone_surrogates)],
+        redirect_slashes=False,
     )
+    app.router.default = RelativeSlashRedirect(app.router)
     app.state.settings = settings
     app.state.metrics = HttpMetrics()
     app.state.models = models or ModelRegistry.from_settings(settings.inference)
@@ -113,6 +122,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     install_problem_handlers(app)
 
     # Added innermost first: the request id wraps everything, so every response and log line has it.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.http.max_body_bytes,
@@ -121,7 +131,7 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.cors.origins,
         allow_credentials=settings.cors.allow_credentials,
         allow_methods=settings.cors.allow_methods,
@@ -136,5 +146,8 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: the client's address and scheme, believed from trusted proxies only.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.http.forwarded_allow_ips)
     app.include_router(api_router)
+    install_error_responses(app)
     return app

@@ -31,6 +31,7 @@ from genai_service.kit.logging import configure_logging
 from genai_service.migrations import upgrade_database
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.user import ANONYMOUS_USER_ID, Role
+from genai_service.serving import server_options
 from genai_service.settings import Settings
 from genai_service.users.schemas import UserCreate
 from genai_service.users.service import UserService
@@ -38,7 +39,10 @@ from genai_service.users.service import UserService
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="genai-service: a self-hostable generative-AI backend.", no_args_is_help=True
+    help="genai-service: a self-hostable generative-AI backend.",
+    no_args_is_help=True,
+    # A traceback with locals would print settings, secrets included.
+    pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -56,9 +60,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn."""
-    settings = Settings()
-    settings.prepare_data_dir()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    _prepared_settings()
     uvicorn.run(
         "genai_service.app:create_app",
         factory=True,
@@ -66,19 +68,14 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
+        **server_options(),
     )
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = Settings()
-    settings.prepare_data_dir()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    settings = _prepared_settings()
 
     async def run() -> None:
         engine = create_engine(settings.sqlalchemy_url)
@@ -93,9 +90,7 @@ def db_upgrade() -> None:
 
 def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed session, migrating first as the server would."""
-    settings = Settings()
-    settings.prepare_data_dir()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    settings = _prepared_settings()
 
     async def run() -> T:
         engine = create_engine(settings.sqlalchemy_url)
@@ -116,11 +111,26 @@ def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def _fail_validation(error: ValidationError) -> typer.Exit:
-    for problem in error.errors():
+def _fail_validation(error: ValidationError, *, prefix: str = "") -> typer.Exit:
+    """Each refused field and its rule; never the refused value (it may be a secret)."""
+    for problem in error.errors(include_input=False):
         field = ".".join(str(part) for part in problem["loc"])
-        typer.echo(f"error: {field}: {problem['msg']}", err=True)
+        if field and prefix:
+            field = prefix + field.upper().replace(".", "__")
+        typer.echo(f"error: {field or 'settings'}: {problem['msg']}", err=True)
     return typer.Exit(2)
+
+
+def _prepared_settings() -> Settings:
+    """The settings from the environment, the data dir ready and logging configured; invalid
+    settings end the command with their rules listed."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise _fail_validation(error, prefix="GENAI_") from None
+    settings.prepare_data_dir()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    return settings
 
 
 @users_app.command("create")
@@ -169,13 +179,6 @@ def keys_create(
     secret = _run_in_session(create)
     typer.echo(f"API key {name!r} for {email.strip().lower()}; it is not shown again:", err=True)
     typer.echo(secret)
-
-
-def _prepared_settings() -> Settings:
-    settings = Settings()
-    settings.prepare_data_dir()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
-    return settings
 
 
 @app.command()

@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genai_service.kit.secret_strength import estimate_entropy_bits
+
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128
+SECRET_MASK = "**********"  # noqa: S105 - what is shown instead of a secret
 SECRET_FILE_NAME = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
@@ -31,9 +36,17 @@ class CorsSettings(BaseModel):
     allow_headers: list[str] = Field(default_factory=lambda: ["*"])
 
 
+LOOPBACK_ADDRESSES = ["127.0.0.1", "::1"]
+
+
 class HttpSettings(BaseModel):
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     request_id_header: str = "X-Request-ID"
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: list(LOOPBACK_ADDRESSES))
+    """Proxies (addresses or CIDR networks) whose `X-Forwarded-For` and `X-Forwarded-Proto`
+    are believed: the client address (login throttle, logs) and scheme come from them. Default:
+    loopback, for a proxy on the same host; `[]` believes no one, `["*"]` every peer (only when
+    a proxy is the sole way in)."""
 
 
 class LocalChatSettings(BaseModel):
@@ -108,10 +121,15 @@ class AuthSettings(BaseModel):
     access_token_ttl_seconds: Annotated[int, Field(ge=30)] = 15 * 60
     refresh_token_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
     """Idle lifetime of a refresh token; every rotation starts a new one."""
-    login_failures_per_account: Annotated[int, Field(ge=1)] = 10
-    """Failed logins for one email within the window before further attempts get 429."""
+    login_failures_per_account_and_client: Annotated[int, Field(ge=1)] = 10
+    """Failed logins for one email from one client address within the window before further
+    attempts from that address get 429 (the account's owner elsewhere is not locked out)."""
     login_failures_per_client: Annotated[int, Field(ge=1)] = 50
     """Failed logins from one client address within the window before it gets 429."""
+    login_failures_per_account: Annotated[int, Field(ge=1)] | None = None
+    """Failed logins for one email from any address within the window before every further
+    attempt gets 429. Off by default: it bounds guessing spread over many addresses, but lets
+    such a guesser lock the account's owner out for as long as the guessing goes on."""
     login_failure_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
     caller_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long routes that run a model trust a credential checked before. Changes made through
@@ -195,6 +213,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A refusal must not print what was refused: the input holds the secret key.
+        hide_input_in_errors=True,
     )
 
     env: Environment = Environment.DEVELOPMENT
@@ -224,10 +244,15 @@ class Settings(BaseSettings):
         if self.env is not Environment.PRODUCTION:
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if len(key) < MIN_SECRET_LENGTH or len(set(key)) < 8:
-            raise ValueError(
-                "GENAI_SECRET_KEY must be set to a random string of at least "
-                f"{MIN_SECRET_LENGTH} characters in production"
+        if not key:
+            raise _secret_refused("GENAI_SECRET_KEY must be set in production")
+        if len(key) < MIN_SECRET_LENGTH or estimate_entropy_bits(key) < MIN_SECRET_BITS:
+            raise _secret_refused(
+                "GENAI_SECRET_KEY is guessable: production needs at least "
+                f"{MIN_SECRET_LENGTH} characters and an estimated {MIN_SECRET_BITS} bits of "
+                "entropy (repeated text, runs such as 'abcd' or '1234' and a small alphabet "
+                "count for little). Generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.cors.allow_credentials and "*" in self.cors.origins:
             raise ValueError("CORS origin '*' cannot be combined with credentials in production")
@@ -277,7 +302,26 @@ class Settings(BaseSettings):
         self.secret_key = SecretStr(secret_file.read_text().strip())
 
 
-def get_settings(request: Request) -> Settings:
+def _secret_refused(rule: str) -> ValidationError:
+    """A refusal of the secret key that names the rule and holds no part of the key.
+
+    A plain `ValueError` here would carry the whole settings input, key included, in the
+    error's `input` (hidden from its text by `hide_input_in_errors`, but not from `errors()`):
+    this error's input is a mask.
+    """
+    return ValidationError.from_exception_data(
+        "Settings",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("secret_key_refused", rule),
+                loc=("secret_key",),
+                input=SECRET_MASK,
+            )
+        ],
+    )
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

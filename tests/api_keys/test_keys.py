@@ -127,6 +127,7 @@ async def test_keys_expire(client: httpx.AsyncClient, app: FastAPI, alice: Accou
         {"name": "x" * 101},
         {"name": "past", "expires_at": "2020-01-01T00:00:00Z"},
         {"name": "naive", "expires_at": "2999-01-01T00:00:00"},
+        {"name": "past year 9999 in UTC", "expires_at": "9999-12-31T23:59:59-23:59"},
     ],
 )
 async def test_invalid_keys_are_422(

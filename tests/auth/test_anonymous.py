@@ -13,18 +13,19 @@ from sqlalchemy import func, select
 from genai_service.migrations import upgrade_database
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, User
 from genai_service.settings import Settings
+from tests.conftest import PRODUCTION_SECRET
 from tests.identity import Account, settings_with_auth
 
 
 def test_anonymous_mode_defaults_by_environment() -> None:
     development = Settings(_env_file=None)
-    production = Settings(_env_file=None, env="production", secret_key="k3y-" + "Zq9w" * 10)
+    production = Settings(_env_file=None, env="production", secret_key=PRODUCTION_SECRET)
     assert development.allows_anonymous is True
     assert production.allows_anonymous is False
     on_in_production = Settings(
         _env_file=None,
         env="production",
-        secret_key="k3y-" + "Zq9w" * 10,
+        secret_key=PRODUCTION_SECRET,
         auth={"allow_anonymous": True},
     )
     assert on_in_production.allows_anonymous is True

@@ -99,3 +99,17 @@ async def test_401_under_v1_has_openais_error_shape(client: httpx.AsyncClient) -
     response = await client.get("/v1/models", headers=bearer("gsk_not-a-real-key"))
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
+
+
+async def test_a_session_of_another_user_is_refused(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, bob: Account
+) -> None:
+    """A token signed for alice but naming bob's live session: the session must be alice's."""
+    bobs_session = claims_for(bob)["sid"]
+    claims = claims_for(alice, sid=bobs_session)
+    assert await status_of(client, bear(claims, app)) == 401
+    assert await status_of(client, bear(claims_for(alice), app)) == 200
+
+
+def bear(claims: dict[str, Any], app: FastAPI) -> dict[str, str]:
+    return bearer(jwt.encode(claims, secret_of(app), algorithm="HS256"))

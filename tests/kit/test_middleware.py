@@ -121,3 +121,76 @@ async def test_cors_allows_configured_origins_only(tmp_path: Path, database_url:
         assert "access-control-allow-origin" not in other.headers
         simple = await client.get("/healthz", headers={"Origin": "https://app.example"})
         assert "X-Request-ID" in simple.headers["access-control-expose-headers"]
+
+
+async def test_a_refused_preflight_is_a_problem(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, cors={"origins": ["https://app.example"]})
+    app: FastAPI = create_app(settings, models=ModelRegistry(chat={}, embeddings={}))
+    async with LifespanManager(app), client_for(app) as client:
+        refused = await client.options(
+            "/healthz",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    body = refused.json()
+    assert body["type"].endswith(":cors-preflight-refused")
+    assert body["detail"] == "The server's CORS policy does not allow this request's origin."
+    assert body["request_id"] == refused.headers["x-request-id"]
+    assert "access-control-allow-origin" not in refused.headers
+
+
+@pytest.mark.parametrize("path", ["/api/conversations/", "/api/users/me/"])
+async def test_the_slash_redirect_is_relative_whatever_the_host(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(
+        path + "?limit=5", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == path.rstrip("/") + "?limit=5"
+
+
+async def test_a_path_without_a_route_either_way_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/no-such-thing/", follow_redirects=False)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@router.get("/client")
+async def client_address(request: Request) -> dict[str, str | None]:
+    return {
+        "host": request.client.host if request.client else None,
+        "scheme": request.url.scheme,
+    }
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "seen"),
+    [
+        (None, "127.0.0.1", "203.0.113.7"),  # default: a proxy on the same host
+        (None, "198.51.100.2", "198.51.100.2"),  # anyone else cannot claim an address
+        ([], "127.0.0.1", "127.0.0.1"),  # trust no one
+        (["10.0.0.0/8"], "10.1.2.3", "203.0.113.7"),
+    ],
+)
+async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(
+    tmp_path: Path, database_url: str, trusted: list[str] | None, peer: str, seen: str
+) -> None:
+    http = {} if trusted is None else {"forwarded_allow_ips": trusted}
+    settings = make_settings(tmp_path, database_url, http=http)
+    app = create_app(settings, models=ModelRegistry(chat={}, embeddings={}))
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app, client=(peer, 5000))
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        response = await client.get(
+            "/probe/client",
+            headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        )
+    assert response.json() == {
+        "host": seen,
+        "scheme": "https" if seen == "203.0.113.7" else "http",
+    }

@@ -102,7 +102,31 @@ async def test_unhandled_error_reveals_nothing_and_is_logged(
     assert "hunter2" not in response.text
     assert "RuntimeError" not in response.text
     assert "Traceback" not in response.text
-    logged = "\n".join(captured_logs)
-    assert "Traceback" in logged
-    assert "RuntimeError" in logged
-    assert str(body["request_id"]) in logged
+    (traceback,) = [line for line in captured_logs if "Traceback" in line]
+    assert traceback.startswith(f"{body['request_id']} ")  # the id the client is told to quote
+    assert "RuntimeError" in traceback
+
+
+class ContextTooLong(Conflict):
+    status_code = 400
+    slug = "context-length-exceeded"
+
+
+openai_like = APIRouter(prefix="/v1/probe")
+
+
+@openai_like.get("/too-long")
+@router.get("/too-long")
+async def too_long() -> None:
+    raise ContextTooLong("the prompt is longer than the context window")
+
+
+async def test_v1_codes_are_openai_snake_case_and_problem_types_stay_kebab(
+    probe_app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    probe_app.include_router(openai_like)
+    openai = (await client.get("/v1/probe/too-long")).json()["error"]
+    assert openai["code"] == "context_length_exceeded"
+    assert openai["type"] == "invalid_request_error"
+    problem = assert_problem(await client.get("/probe/too-long"), 400)
+    assert problem["type"] == "urn:genai-service:problem:context-length-exceeded"

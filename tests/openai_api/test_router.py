@@ -76,7 +76,7 @@ async def test_unknown_model_is_404_in_openai_shape(client: httpx.AsyncClient) -
     error = response.json()["error"]
     assert "gpt-17" in error["message"]
     assert error["type"] == "invalid_request_error"
-    assert error["code"] == "model-not-found"
+    assert error["code"] == "model_not_found"
 
 
 async def test_unknown_model_when_streaming_is_404_not_a_broken_stream(

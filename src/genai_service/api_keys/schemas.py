@@ -15,7 +15,13 @@ class ApiKeyCreate(BaseModel):
     @field_validator("expires_at")
     @classmethod
     def _in_the_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value <= datetime.now(UTC):
+        if value is None:
+            return None
+        try:
+            value = value.astimezone(UTC)  # as it is stored
+        except OverflowError:
+            raise ValueError("expires_at must be before the year 10000 in UTC") from None
+        if value <= datetime.now(UTC):
             raise ValueError("expires_at must be in the future")
         return value
 

@@ -60,7 +60,7 @@ class CredentialVerifier:
             logger.debug("access token refused: {}", error)
             raise InvalidCredentials() from None
         user = await self._active_user(claims.user_id)
-        if not await self.sessions.family_is_active(claims.session_id):
+        if not await self.sessions.family_is_active(claims.session_id, user.id):
             raise InvalidCredentials()
         return Principal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 

@@ -59,13 +59,15 @@ class RefreshTokenRepository:
             statement.values(revoked_at=now).execution_options(synchronize_session=False)
         )
 
-    async def family_is_active(self, family_id: uuid.UUID) -> bool:
+    async def family_is_active(self, family_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """A session lasts while its family has an unrevoked token (expired or not: access
-        tokens carry their own expiry)."""
+        tokens carry their own expiry). It must be the user's own session."""
         active = await self.session.scalar(
             select(
                 exists().where(
-                    RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None)
+                    RefreshToken.family_id == family_id,
+                    RefreshToken.user_id == user_id,
+                    RefreshToken.revoked_at.is_(None),
                 )
             )
         )

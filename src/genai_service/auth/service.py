@@ -49,20 +49,20 @@ class AuthService:
 
     async def login(self, email: str, password: str, *, client: str | None) -> TokenPair:
         """A new session for valid credentials. Unknown email and wrong password look alike:
-        the same 401, after the same argon2 work."""
+        the same 401, after the same argon2 work. The throttle admits the attempt before the
+        password is verified (see `auth.throttle`)."""
         account = normalise_email(email)
-        await self.throttle.check(account, client)
+        await self.throttle.admit(account, client)
         user = await self.users.get_by_email(account)
         matches, new_hash = await verify_password(
             password, user.hashed_password if user is not None else None
         )
         if user is None or not matches:
-            await self.throttle.record_failure(account, client)
             logger.info("login failed for an account (client {})", client)
             raise LoginFailed()
         if not user.is_active:
             raise LoginFailed("This account is disabled.")
-        await self.throttle.record_success(account)
+        await self.throttle.succeeded(account, client)
         if new_hash is not None:
             user.hashed_password = new_hash
         logger.info("user {} logged in", user.id)

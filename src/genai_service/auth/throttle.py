@@ -1,7 +1,19 @@
-"""Login throttling: failed attempts per account and per client address in a sliding window.
+"""Login throttling: attempts counted per account and client address, and per client address.
 
-`FailureWindow` is the small interface a shared (Redis) implementation will plug into; the
-in-process one below counts per process, so with several workers each keeps its own tally.
+An attempt is counted *before* its password is verified, in the same step that checks the limit
+(`FailureWindow.hit`): argon2 takes about a tenth of a second, so a check before and a count
+after would let a burst of simultaneous guesses pass the check together. A successful attempt is
+taken back afterwards. A shared (Redis) implementation of `FailureWindow` plugs in unchanged:
+`hit` is one script (trim the window, count, add when under the limit), `forgive` a pop of the
+newest entry, `clear` a delete. The in-process one below counts per process, so with several
+workers each keeps its own tally.
+
+Which keys, and why (see docs/architecture.md, "Identity"):
+- account *and* client address: a guesser is stopped after a few attempts on an account, but the
+  account's owner, elsewhere, still logs in: nobody can lock a user out by failing on purpose;
+- client address: one address guessing many accounts is stopped too;
+- account alone, optional (off by default): bounds guesses spread over many addresses, at the
+  price of letting such an attacker lock the account for everyone while they keep going.
 """
 
 from __future__ import annotations
@@ -16,20 +28,31 @@ from genai_service.kit.errors import TooManyRequests
 from genai_service.settings import AuthSettings
 
 MAX_TRACKED_KEYS = 100_000
+UNKNOWN_CLIENT = "-"
 
 
 class FailureWindow(Protocol):
-    async def retry_after(self, key: str) -> float:
-        """Seconds until `key` may try again; 0 when it is not blocked."""
+    """At most a fixed number of attempts per key within a sliding window of time."""
+
+    async def hit(self, key: str) -> float:
+        """Count an attempt of `key` now if it is under the limit, and answer 0; otherwise count
+        nothing and answer the seconds until it may try again. Check and count are one step."""
         ...
 
-    async def add_failure(self, key: str) -> None: ...
+    async def forgive(self, key: str) -> None:
+        """Take back the newest attempt of `key` (it was not a failure after all)."""
+        ...
 
-    async def clear(self, key: str) -> None: ...
+    async def clear(self, key: str) -> None:
+        """Forget every attempt of `key`."""
+        ...
 
 
 class InMemoryFailureWindow:
-    """At most `limit` failures per key within the last `window` seconds (a sliding log)."""
+    """At most `limit` attempts per key within the last `window` seconds (a sliding log).
+
+    The methods never await, so on one event loop each runs as one step.
+    """
 
     def __init__(
         self,
@@ -43,73 +66,105 @@ class InMemoryFailureWindow:
         self.window = window
         self._clock = clock
         self._max_keys = max_keys
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
+        attempts = self._attempts.get(key)
+        if attempts is None:
             return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+        while attempts and attempts[0] <= now - self.window:
+            attempts.popleft()
+        if not attempts:
+            del self._attempts[key]
+        return attempts
 
-    async def retry_after(self, key: str) -> float:
+    async def hit(self, key: str) -> float:
         now = self._clock()
-        failures = self._recent(key, now)
-        if len(failures) < self.limit:
-            return 0.0
-        return failures[-self.limit] + self.window - now
+        attempts = self._recent(key, now)
+        if len(attempts) >= self.limit:
+            return attempts[-self.limit] + self.window - now
+        attempts.append(now)
+        self._attempts[key] = attempts
+        self._attempts.move_to_end(key)
+        while len(self._attempts) > self._max_keys:
+            self._attempts.popitem(last=False)
+        return 0.0
 
-    async def add_failure(self, key: str) -> None:
-        now = self._clock()
-        failures = self._recent(key, now)
-        failures.append(now)
-        self._failures[key] = failures
-        self._failures.move_to_end(key)
-        while len(self._failures) > self._max_keys:
-            self._failures.popitem(last=False)
+    async def forgive(self, key: str) -> None:
+        attempts = self._attempts.get(key)
+        if attempts:
+            attempts.pop()
+        if attempts is not None and not attempts:
+            del self._attempts[key]
 
     async def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+        self._attempts.pop(key, None)
 
 
 class LoginThrottle:
-    """Refuses login attempts (429 with `Retry-After`) for an account or a client address that
-    failed too often recently. Unknown accounts are counted too, so the answer tells nothing."""
+    """Admits a password check (or refuses it with 429 and `Retry-After`) before it runs.
 
-    def __init__(self, *, per_account: FailureWindow, per_client: FailureWindow) -> None:
-        self._per_account = per_account
+    Unknown accounts are counted like known ones, so the answer tells nothing about an account.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_account_and_client: FailureWindow,
+        per_client: FailureWindow,
+        per_account: FailureWindow | None = None,
+    ) -> None:
+        self._per_account_and_client = per_account_and_client
         self._per_client = per_client
+        self._per_account = per_account
 
     @classmethod
     def in_memory(cls, settings: AuthSettings) -> LoginThrottle:
         window = float(settings.login_failure_window_seconds)
+        account_limit = settings.login_failures_per_account
         return cls(
-            per_account=InMemoryFailureWindow(
-                limit=settings.login_failures_per_account, window=window
+            per_account_and_client=InMemoryFailureWindow(
+                limit=settings.login_failures_per_account_and_client, window=window
             ),
             per_client=InMemoryFailureWindow(
                 limit=settings.login_failures_per_client, window=window
             ),
+            per_account=(
+                InMemoryFailureWindow(limit=account_limit, window=window)
+                if account_limit is not None
+                else None
+            ),
         )
 
-    async def check(self, account: str, client: str | None) -> None:
-        wait = await self._per_account.retry_after(account)
-        if client is not None:
-            wait = max(wait, await self._per_client.retry_after(client))
-        if wait > 0:
-            raise TooManyRequests(
-                "Too many failed login attempts; try again later.", retry_after=math.ceil(wait)
-            )
+    async def admit(self, account: str, client: str | None) -> None:
+        """Count this attempt as a failure until `succeeded` says otherwise; 429 when a window is
+        full. Windows are hit from the client outwards and the first full one stops the rest, so
+        one address adds at most its own limit to the account-wide window; an attempt refused
+        there still counts for its client, which did try."""
+        for window, key in self._windows(account, client):
+            wait = await window.hit(key)
+            if wait > 0:
+                raise TooManyRequests(
+                    "Too many failed login attempts; try again later.",
+                    retry_after=max(1, math.ceil(wait)),
+                )
 
-    async def record_failure(self, account: str, client: str | None) -> None:
-        await self._per_account.add_failure(account)
-        if client is not None:
-            await self._per_client.add_failure(client)
+    async def succeeded(self, account: str, client: str | None) -> None:
+        """The password was right: this client's failures on the account are forgotten, and the
+        attempt itself is taken back from the wider windows (their other failures stay: one good
+        login must not reset a client that is guessing other accounts' passwords)."""
+        for window, key in self._windows(account, client):
+            if window is self._per_account_and_client:
+                await window.clear(key)
+            else:
+                await window.forgive(key)
 
-    async def record_success(self, account: str) -> None:
-        """Forget the account's failures (not the client's: one good login must not reset a
-        client that is guessing other accounts' passwords)."""
-        await self._per_account.clear(account)
+    def _windows(self, account: str, client: str | None) -> list[tuple[FailureWindow, str]]:
+        address = client or UNKNOWN_CLIENT
+        windows: list[tuple[FailureWindow, str]] = []
+        if client is not None:
+            windows.append((self._per_client, f"client:{address}"))
+        windows.append((self._per_account_and_client, f"account:{account}|client:{address}"))
+        if self._per_account is not None:
+            windows.append((self._per_account, f"account:{account}"))
+        return windows

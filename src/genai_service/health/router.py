@@ -14,7 +14,12 @@ from genai_service.settings import SettingsDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/", response_model=Health, response_model_exclude_none=True)
+@router.get(
+    "/",
+    response_model=Health,
+    response_model_exclude_none=True,
+    responses={303: {"description": "A browser (`Accept: text/html`) is sent to the docs"}},
+)
 async def root(
     settings: SettingsDep, accept: Annotated[str, Header()] = "application/json"
 ) -> Health | RedirectResponse:

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_OFFSET = 2**31 - 1
+"""Databases hold 64-bit integers at most: an unbounded offset past 2**63 fails in the driver."""
 
 T = TypeVar("T")
 
@@ -21,8 +23,10 @@ class PageParams:
     limit: int
 
 
-def paginate(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+async def paginate(
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description=f"Items to skip (at most {MAX_OFFSET}).")
+    ] = 0,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,

@@ -55,6 +55,15 @@ def _slug(status: int) -> str:
     return _status_title(status).lower().replace(" ", "-")
 
 
+def openai_error_code(slug: str) -> str:
+    """OpenAI's spelling of a slug: `context_length_exceeded`, not `context-length-exceeded`.
+
+    Clients branch on these codes (LangChain raises its context-overflow error only for
+    `context_length_exceeded`), so under `/v1` they must be OpenAI's names.
+    """
+    return slug.replace("-", "_")
+
+
 def problem_response(
     request: Request,
     *,
@@ -71,7 +80,12 @@ def problem_response(
     if request.url.path.startswith(OPENAI_PATH_PREFIX):
         error_type = _OPENAI_ERROR_TYPES.get(status, "server_error")
         body = {
-            "error": {"message": detail, "type": error_type, "param": param, "code": slug},
+            "error": {
+                "message": detail,
+                "type": error_type,
+                "param": param,
+                "code": openai_error_code(slug),
+            },
         }
         return JSONResponse(body, status_code=status, headers=all_headers)
     problem: dict[str, Any] = {
@@ -175,7 +189,11 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+    """A 500 that says nothing about the cause; the traceback goes to the log, under the request
+    id the client is told to quote (bound here, as this may run outside the request's context)."""
+    logger.bind(request_id=request_id_of(request)).opt(exception=exc).error(
+        "unhandled error on {} {}", request.method, request.url.path
+    )
     return problem_response(
         request,
         status=500,

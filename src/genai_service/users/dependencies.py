@@ -10,7 +10,7 @@ from genai_service.settings import SettingsDep
 from genai_service.users.service import UserService
 
 
-def get_user_service(
+async def get_user_service(
     session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep, callers: CallerCacheDep
 ) -> UserService:
     return UserService(

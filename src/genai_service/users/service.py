@@ -125,9 +125,9 @@ class UserService:
 
     async def _check_current_password(self, user: User, current_password: str) -> None:
         if self.throttle is not None:
-            await self.throttle.check(user.email, None)
+            await self.throttle.admit(user.email, None)
         matches, _ = await verify_password(current_password, user.hashed_password)
         if not matches:
-            if self.throttle is not None:
-                await self.throttle.record_failure(user.email, None)
             raise Forbidden("The current password is incorrect.")
+        if self.throttle is not None:
+            await self.throttle.succeeded(user.email, None)
