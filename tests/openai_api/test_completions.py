@@ -113,7 +113,7 @@ async def test_an_unknown_model_is_404_before_the_stream(client: httpx.AsyncClie
         "/v1/completions", json={"prompt": "x", "model": "nope", "stream": True}
     )
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "model-not-found"
+    assert response.json()["error"]["code"] == "model_not_found"
 
 
 async def test_a_model_can_be_read_by_id(client: httpx.AsyncClient) -> None:

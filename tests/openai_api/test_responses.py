@@ -339,14 +339,14 @@ async def test_max_output_tokens_makes_the_response_incomplete(client: httpx.Asy
 
 async def test_errors_before_the_first_event_are_http_statuses(client: httpx.AsyncClient) -> None:
     cases = [
-        ({"model": "gpt-17", "input": "hi"}, 404, "model-not-found", None),
+        ({"model": "gpt-17", "input": "hi"}, 404, "model_not_found", None),
         (
             {"input": "hi", "previous_response_id": "resp_nope"},
             404,
-            "response-not-found",
+            "response_not_found",
             "previous_response_id",
         ),
-        ({"input": "word " * 5000}, 400, "context-length-exceeded", None),
+        ({"input": "word " * 5000}, 400, "context_length_exceeded", None),
     ]
     for body, status, code, param in cases:
         for stream in (False, True):

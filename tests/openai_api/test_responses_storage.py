@@ -139,7 +139,7 @@ async def test_another_users_response_is_not_found(
         ),
     ):
         assert response.status_code == 404
-        assert response.json()["error"]["code"] == "response-not-found"
+        assert response.json()["error"]["code"] == "response_not_found"
     assert (await client.get(path, headers=alice.headers)).status_code == 200
 
 
@@ -196,4 +196,4 @@ async def test_truncation_auto_drops_the_oldest_items(
         "/v1/responses", json={**turn, "input": "foxtrot " * 12, "previous_response_id": previous}
     )
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "context-length-exceeded"
+    assert response.json()["error"]["code"] == "context_length_exceeded"

@@ -78,5 +78,6 @@ async def reject_lone_surrogates(connection: HTTPConnection) -> None:
     path = find_lone_surrogate(document)
     if path is not None:
         raise RequestValidationError(
-            [{"type": "string_unicode", "loc": ("body", *path), "msg": MESSAGE, "input": None}]
+            [{"type": "string_unicode", "loc": ("body", *path), "msg": MESSAGE, "input": None}],
+            body=document,
         )

@@ -127,7 +127,7 @@ def _field_name(loc: tuple[int | str, ...], error_type: str, body: Any) -> str:
     parts = list(loc)
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         where, parts = parts[0], parts[1:]
-        if where != "body":
+        if where != "body" or body is None:
             return ".".join(str(part) for part in parts)
     kept: list[str] = []
     node = body
