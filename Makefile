@@ -16,10 +16,15 @@ PIP_INDEX := $(or $(PIP_INDEX_URL),$(call PIP_CONFIG,index-url))
 PIP_EXTRA_INDEXES := $(or $(PIP_EXTRA_INDEX_URL),$(call PIP_CONFIG,extra-index-url))
 PIP_WHEEL_FOLDERS := $(or $(PIP_FIND_LINKS),$(call PIP_CONFIG,find-links))
 COMMA := ,
-UV_INSTALL = $(if $(PIP_INDEX),UV_DEFAULT_INDEX='$(PIP_INDEX)') \
+UV_PIP = $(if $(PIP_INDEX),UV_DEFAULT_INDEX='$(PIP_INDEX)') \
 	$(if $(PIP_EXTRA_INDEXES),UV_EXTRA_INDEX_URL='$(PIP_EXTRA_INDEXES)') \
 	$(if $(PIP_WHEEL_FOLDERS),UV_FIND_LINKS='$(subst $() ,$(COMMA),$(strip $(PIP_WHEEL_FOLDERS)))') \
-	UV_INDEX_STRATEGY=unsafe-best-match $(UV) pip install --python $(BIN)/python --no-deps
+	UV_INDEX_STRATEGY=unsafe-best-match $(UV) pip
+UV_INSTALL = $(UV_PIP) install --python $(BIN)/python --no-deps
+# LlamaIndex pins openai<3, which the service does not: the test of its OpenAILike client runs
+# in a virtualenv of its own (tests/openai_api/llamaindex_client.py), from a lock of its own.
+LLAMAINDEX_VENV := .venv-llamaindex
+LLAMAINDEX_LOCK := requirements-llamaindex.lock.txt
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
 # llama-cpp-python compiles llama.cpp from source. Never with -march=native: on CPUs with AMX,
@@ -67,6 +72,12 @@ $(VENV)/.installed: $(LOCK) pyproject.toml $(LLAMA_WHEELS)/.built $(UV)
 # One lock for running and testing: the tests test exactly what runs.
 install: $(VENV)/.installed
 
+$(LLAMAINDEX_VENV)/.installed: $(LLAMAINDEX_LOCK) $(UV)
+	$(PYTHON) -m venv $(LLAMAINDEX_VENV)
+	$(UV_PIP) install --python $(LLAMAINDEX_VENV)/bin/python --no-deps --require-hashes \
+		-r $(LLAMAINDEX_LOCK)
+	touch $@
+
 install-dev: $(VENV)/.installed
 
 # After a change to pyproject.toml's dependencies. pip-compile resolves with pip's own
@@ -77,6 +88,9 @@ lock: install
 		--no-emit-find-links --extra local --extra postgres --extra dev $(LOCK_FLAGS) \
 		--output-file $(LOCK) pyproject.toml
 	$(PYTHON) tools/dependency_lock.py stamp
+	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links $(LOCK_FLAGS) --output-file $(LLAMAINDEX_LOCK) \
+		tests/openai_api/llamaindex-requirements.in
 
 # Offline and before installing anything: the lock still matches pyproject.toml and the Makefile.
 check-lock:
@@ -131,7 +145,7 @@ typecheck: install-dev
 security: install-dev
 	$(BIN)/bandit -c pyproject.toml -r src -q
 
-pytest: install-dev system-deps
+pytest: install-dev system-deps $(LLAMAINDEX_VENV)/.installed
 	$(BIN)/pytest
 
 test: check-lock lint typecheck security pytest
@@ -151,9 +165,9 @@ screenshots: install-dev system-deps
 	GENAI_UI_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_page_layout.py
 
 # One after another: each compares two things in one run and prints one figure per line.
-BENCHMARKS := event_loop throughput embeddings ingestion search
+BENCHMARKS := event_loop throughput structured_output prefix_reuse embeddings ingestion search
 bench: install-dev
 	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LLAMAINDEX_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,8 +2,10 @@
 
 `ScriptedChatModel` answers `"You said: <last user message>"` (or a fixed `reply`), streamed one
 word per chunk; a word is a token. `max_tokens` cuts the reply (finish reason "length"), a stop
-sequence cuts it before the stop text (finish reason "stop"). Like a real model it is not ready
-before `start()` nor after `close()`.
+sequence cuts it before the stop text (finish reason "stop"). A request whose `tool_choice` is
+"required" or names a function gets a call of that function (or the first tool) with
+`call_arguments`, streamed in two fragments. Like a real model it is not ready before `start()`
+nor after `close()`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from genai_service.inference.base import (
     ChatRequest,
     ChatResult,
     FinishReason,
+    ForcedTool,
     ModelNotReady,
     PromptTooLong,
+    ToolCallDelta,
     Usage,
     collect,
 )
@@ -43,6 +47,8 @@ class ScriptedChatModel:
         """Every request that reached the model, in order."""
         self.chunks_sent = 0
         """Text chunks yielded so far, over all requests."""
+        self.call_arguments = "{}"
+        """The arguments of the calls it makes when a request requires one."""
 
     @property
     def context_window(self) -> int:
@@ -66,6 +72,10 @@ class ScriptedChatModel:
         """The whole reply before `max_tokens` and stop sequences apply."""
         if self.reply is not None:
             return self.reply
+        if isinstance(request.prompt, str):
+            return f"You said: {request.prompt}"
+        if request.prompt is not None:
+            return f"You sent {len(request.prompt)} tokens"
         users = [m.content for m in request.messages if m.role == "user"]
         return f"You said: {users[-1] if users else ''}".strip()
 
@@ -77,9 +87,16 @@ class ScriptedChatModel:
         if not self._ready:
             raise ModelNotReady("the scripted model is not started")
         prompt_tokens = self.count_tokens(request.messages)
+        if request.prompt is not None:
+            prompt = request.prompt
+            prompt_tokens = len(prompt.split()) if isinstance(prompt, str) else len(prompt)
         if prompt_tokens >= self._context_window:
             raise PromptTooLong(f"the prompt takes {prompt_tokens} of {self._context_window}")
         self.requests.append(request)
+        if request.offers_tools and request.tool_choice != "auto":
+            for chunk in self._call(request, prompt_tokens):
+                yield chunk
+            return
         text = self.reply_to(request)
         for stop in request.sampling.stop:
             if stop in text:
@@ -94,6 +111,17 @@ class ScriptedChatModel:
             yield ChatChunk(text=word if index == 0 else f" {word}")
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
         yield ChatChunk(text="", finish_reason=finish, usage=usage)
+
+    def _call(self, request: ChatRequest, prompt_tokens: int) -> list[ChatChunk]:
+        forced = request.tool_choice
+        name = forced.name if isinstance(forced, ForcedTool) else request.tools[0].name
+        arguments, half = self.call_arguments, len(self.call_arguments) // 2
+        call_id = f"call_{len(self.requests)}"
+        return [
+            ChatChunk("", tool_calls=(ToolCallDelta(0, call_id, name, arguments[:half]),)),
+            ChatChunk("", tool_calls=(ToolCallDelta(0, arguments=arguments[half:]),)),
+            ChatChunk("", finish_reason="tool_calls", usage=Usage(prompt_tokens, 1)),
+        ]
 
 
 class FailingChatModel(ScriptedChatModel):

@@ -12,6 +12,7 @@ from genai_service.documents.router import router as documents_router
 from genai_service.generations.router import router as generations_router
 from genai_service.health.router import router as health_router
 from genai_service.kit.metrics import router as metrics_router
+from genai_service.openai_api.responses.router import router as responses_router
 from genai_service.openai_api.router import router as openai_router
 from genai_service.retrieval.router import router as search_router
 from genai_service.users.router import router as users_router
@@ -22,6 +23,7 @@ api_router.include_router(health_router)
 api_router.include_router(metrics_router)
 api_router.include_router(chat_router)
 api_router.include_router(openai_router)
+api_router.include_router(responses_router)
 api_router.include_router(auth_router)
 api_router.include_router(users_router)
 api_router.include_router(api_keys_router)

@@ -89,6 +89,9 @@ class LocalChatSettings(SettingsSection):
     """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
     request_timeout: Annotated[float, Field(gt=0)] = 300.0
     """Seconds one generation may take, queueing included; then 504."""
+    reuse_prefixes: bool = True
+    """Keep each slot's KV cache after its sequence ends, and compute only what a new prompt adds
+    to a prefix held there (the next turn of a conversation) or running elsewhere (`n` choices)."""
 
 
 class LocalEmbeddingSettings(SettingsSection):

@@ -110,6 +110,11 @@ MATRIX: dict[tuple[str, str], Expected] = {
     ("POST", "/v1/chat/completions"): any_caller(200),
     ("POST", "/v1/embeddings"): any_caller(200),
     ("GET", "/v1/models"): any_caller(200),
+    ("GET", "/v1/models/{model_id}"): any_caller(200),
+    ("POST", "/v1/completions"): any_caller(200),
+    ("POST", "/v1/responses"): any_caller(200),
+    ("GET", "/v1/responses/{response_id}"): owned(200),
+    ("DELETE", "/v1/responses/{response_id}"): owned(200),
     ("POST", "/api/auth/register"): everyone(201),
     ("POST", "/api/auth/token"): everyone(200),
     ("POST", "/api/auth/refresh"): everyone(200),
@@ -220,6 +225,26 @@ async def _chat(_: World) -> dict[str, Any]:
 
 async def _embeddings(_: World) -> dict[str, Any]:
     return {"json": {"model": FAKE_EMBEDDING_MODEL, "input": ["hi"]}}
+
+
+async def _model(_: World) -> dict[str, Any]:
+    return {"url": f"/v1/models/{FAKE_CHAT_MODEL}"}
+
+
+async def _completion(_: World) -> dict[str, Any]:
+    return {"json": {"model": FAKE_CHAT_MODEL, "prompt": "hi"}}
+
+
+async def _response(_: World) -> dict[str, Any]:
+    return {"json": {"model": FAKE_CHAT_MODEL, "input": "hi"}}
+
+
+async def _users_response(world: World) -> dict[str, Any]:
+    created = await world.client_off.post(
+        "/v1/responses", json={"model": FAKE_CHAT_MODEL, "input": "hi"}, headers=world.user.headers
+    )
+    assert created.status_code == 200, created.text
+    return {"url": f"/v1/responses/{created.json()['id']}"}
 
 
 async def _register(_: World) -> dict[str, Any]:
@@ -359,6 +384,11 @@ REQUESTS: dict[tuple[str, str], RequestBuilder] = {
     ("MOUNT", "/ui/static"): _ui_module,
     ("POST", "/v1/chat/completions"): _chat,
     ("POST", "/v1/embeddings"): _embeddings,
+    ("GET", "/v1/models/{model_id}"): _model,
+    ("POST", "/v1/completions"): _completion,
+    ("POST", "/v1/responses"): _response,
+    ("GET", "/v1/responses/{response_id}"): _users_response,
+    ("DELETE", "/v1/responses/{response_id}"): _users_response,
     ("POST", "/api/auth/register"): _register,
     ("POST", "/api/auth/token"): _token,
     ("POST", "/api/auth/refresh"): _refresh_token,

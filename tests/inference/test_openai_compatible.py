@@ -26,16 +26,22 @@ from genai_service.inference.base import (
     ChatChunk,
     ChatMessage,
     ChatRequest,
+    ForcedTool,
     GenerationTimeout,
+    JsonOutput,
     ModelNotReady,
     ModelOverloaded,
     PromptTooLong,
     ProviderError,
     SamplingParams,
+    TokenLogprob,
+    Tool,
+    ToolCall,
+    TopLogprob,
     Usage,
 )
 from genai_service.inference.embeddings import RemoteEmbeddingModel
-from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.settings import ProviderSettings
 
@@ -95,7 +101,50 @@ USAGE_CHUNK = {
     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
 }
 
+
+def tool_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        **chunk(None, finish),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def logprob_chunk(text: str, logprob: float) -> dict[str, Any]:
+    entry = {
+        "token": text,
+        "logprob": logprob,
+        "bytes": list(text.encode()),
+        "top_logprobs": [{"token": text, "logprob": logprob, "bytes": list(text.encode())}],
+    }
+    base = chunk(text)
+    base["choices"][0]["logprobs"] = {"content": [entry], "refusal": None}
+    return base
+
+
+CALL = {
+    "index": 0,
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": ""},
+}
 STREAMS: dict[str, list[dict[str, Any] | str]] = {
+    "tools": [
+        tool_chunk({"role": "assistant", "tool_calls": [CALL]}),
+        tool_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
+        tool_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
+        tool_chunk({}, "tool_calls"),
+        USAGE_CHUNK,
+        "[DONE]",
+    ],
+    "bad-arguments": [
+        tool_chunk(
+            {"tool_calls": [{**CALL, "function": {"name": "get_weather", "arguments": "{"}}]}
+        ),
+        tool_chunk({}, "tool_calls"),
+        "[DONE]",
+    ],
+    "logprobs": [logprob_chunk("Hi", -0.5), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
+    "not-json": [chunk("Sure! {"), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
     "ok": [chunk("Hel"), chunk("lo"), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
     "slow": [chunk("late", "stop"), "[DONE]"],
     "no-usage": [chunk("abcdefgh"), chunk(None, "length"), "[DONE]"],
@@ -151,9 +200,49 @@ def scripted_app(recorded: Recorded) -> Starlette:
             }
         )
 
+    async def completions(request: Request) -> Response:
+        recorded.bodies.append(await request.json())
+        events = [
+            {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": 0,
+                "model": "remote-model",
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": " Paris",
+                        "finish_reason": None,
+                        "logprobs": {
+                            "tokens": [" Paris"],
+                            "token_logprobs": [-0.1],
+                            "top_logprobs": [{" Paris": -0.1}],
+                            "text_offset": [0],
+                        },
+                    }
+                ],
+            },
+            {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": 0,
+                "model": "remote-model",
+                "choices": [{"index": 0, "text": "", "finish_reason": "length", "logprobs": None}],
+            },
+            {**USAGE_CHUNK, "object": "text_completion"},
+            "[DONE]",
+        ]
+
+        async def body_stream() -> AsyncIterator[str]:
+            for event in events:
+                yield sse(event)
+
+        return StreamingResponse(body_stream(), media_type="text/event-stream")
+
     return Starlette(
         routes=[
             Route("/{scenario}/v1/chat/completions", chat, methods=["POST"]),
+            Route("/{scenario}/v1/completions", completions, methods=["POST"]),
             Route("/{scenario}/v1/embeddings", embeddings, methods=["POST"]),
         ]
     )
@@ -431,3 +520,167 @@ async def test_remote_embeddings_estimate_tokens_and_send_only_the_window(
     finally:
         await model.close()
     assert server.recorded.bodies[-1]["input"] == ["short one", " ".join(words[:256])]
+
+
+WEATHER = Tool(
+    name="get_weather",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+    description="The weather.",
+)
+
+
+async def test_every_supported_field_is_passed_through(server: ScriptedServer) -> None:
+    request = ChatRequest(
+        messages=[
+            ChatMessage("user", "Weather?"),
+            ChatMessage("assistant", "", tool_calls=(ToolCall("call_0", "get_weather", "{}"),)),
+            ChatMessage("tool", "sunny", tool_call_id="call_0"),
+        ],
+        sampling=SamplingParams(
+            max_tokens=9,
+            temperature=0.5,
+            top_p=0.9,
+            presence_penalty=0.1,
+            frequency_penalty=0.2,
+            logit_bias=((15, -3.0),),
+            logprobs=2,
+            top_k=20,
+            min_p=0.05,
+            repetition_penalty=1.1,
+        ),
+        response_format=JsonOutput({"type": "object"}, name="thing"),
+        tools=(WEATHER,),
+        tool_choice=ForcedTool("get_weather"),
+        parallel_tool_calls=False,
+    )
+    model = await started_chat(server.url("ok"))
+    try:
+        with pytest.raises(ProviderError):  # "Hello" is no JSON object: never returned as one
+            await model.complete(request)
+    finally:
+        await model.close()
+    sent = server.recorded.bodies[-1]
+    assert sent["messages"][1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": "{}"},
+            }
+        ],
+    }
+    assert sent["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "call_0"}
+    assert {
+        key: sent[key]
+        for key in (
+            "top_p",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "top_logprobs",
+            "top_k",
+            "min_p",
+            "repetition_penalty",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+        )
+    } == {
+        "top_p": 0.9,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "logit_bias": {"15": -3.0},
+        "logprobs": True,
+        "top_logprobs": 2,
+        "top_k": 20,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "parallel_tool_calls": False,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "thing", "schema": {"type": "object"}, "strict": True},
+        },
+    }
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather.",
+                "parameters": dict(WEATHER.parameters),
+            },
+        }
+    ]
+
+
+async def test_defaults_are_not_sent(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("ok"))
+    try:
+        await model.complete(REQUEST)
+    finally:
+        await model.close()
+    sent = server.recorded.bodies[-1]
+    for name in (
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "tools",
+        "response_format",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+    ):
+        assert name not in sent
+
+
+async def test_streamed_tool_calls_come_back_as_calls(server: ScriptedServer) -> None:
+    request = ChatRequest([ChatMessage("user", "Weather?")], tools=(WEATHER,))
+    model = await started_chat(server.url("tools"))
+    try:
+        result = await model.complete(request)
+    finally:
+        await model.close()
+    assert result.finish_reason == "tool_calls"
+    assert result.tool_calls == (ToolCall("call_1", "get_weather", '{"city": "Paris"}'),)
+
+
+async def test_tool_arguments_that_are_not_json_are_an_error(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("bad-arguments"))
+    try:
+        with pytest.raises(ProviderError, match="not valid JSON"):
+            await model.complete(ChatRequest([ChatMessage("user", "x")], tools=(WEATHER,)))
+    finally:
+        await model.close()
+
+
+async def test_logprobs_come_back(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("logprobs"))
+    try:
+        result = await model.complete(
+            ChatRequest([ChatMessage("user", "x")], SamplingParams(logprobs=1))
+        )
+    finally:
+        await model.close()
+    assert result.logprobs == (TokenLogprob("Hi", b"Hi", -0.5, (TopLogprob("Hi", b"Hi", -0.5),)),)
+
+
+async def test_a_raw_prompt_goes_to_the_legacy_completions(server: ScriptedServer) -> None:
+    model = await started_chat(server.url("ok"))
+    try:
+        result = await model.complete(
+            ChatRequest((), SamplingParams(max_tokens=1, logprobs=1), prompt="The capital is")
+        )
+    finally:
+        await model.close()
+    sent = server.recorded.bodies[-1]
+    assert sent["prompt"] == "The capital is"
+    assert sent["logprobs"] == 1
+    assert "top_logprobs" not in sent
+    assert (result.text, result.finish_reason) == (" Paris", "length")
+    assert result.logprobs == (
+        TokenLogprob(" Paris", b" Paris", -0.1, (TopLogprob(" Paris", b" Paris", -0.1),)),
+    )

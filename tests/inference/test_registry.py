@@ -20,7 +20,7 @@ from genai_service.inference.base import (
     ProviderError,
 )
 from genai_service.inference.embeddings import LocalEmbeddingModel, RemoteEmbeddingModel
-from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
 from genai_service.inference.registry import (
     FallbackChatModel,
     FallbackEmbeddingModel,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import (
@@ -17,14 +18,29 @@ from genai_service.kit.errors import (
 )
 
 T = TypeVar("T")
-Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "cancelled"]
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call of one of the request's tools, as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+    """The arguments as a JSON text (OpenAI's shape: a string, not an object)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Calls an assistant message made (its `content` may then be empty)."""
+    tool_call_id: str | None = None
+    """For a `tool` message: the call it answers."""
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +50,67 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float = 0.0
+    """Subtracted once from the logit of every token the reply already contains."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit once for each time the reply already contains it."""
+    repetition_penalty: float = 1.0
+    """Divides the logits of tokens seen before (vLLM's and llama.cpp's multiplicative penalty);
+    1.0 is off."""
+    top_k: int = 0
+    """Keep only the k most likely tokens; 0 is off."""
+    min_p: float = 0.0
+    """Drop tokens less likely than `min_p` times the most likely one; 0 is off."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias) pairs added to the logits, ids in the model's own vocabulary."""
+    logprobs: int | None = None
+    """`None`: no log-probabilities; k: the chosen token's, with the k most likely alternatives."""
+
+
+@dataclass(frozen=True, slots=True)
+class JsonOutput:
+    """The reply must be one JSON value: an object matching `schema`, or any object."""
+
+    schema: Mapping[str, Any] | None = None
+    """`None`: any JSON object (OpenAI's `json_object` mode)."""
+    name: str = "response"
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call, described by a JSON Schema of its arguments."""
+
+    name: str
+    parameters: Mapping[str, Any]
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedTool:
+    """`tool_choice` naming one function: the reply must call it."""
+
+    name: str
+
+
+ToolChoice = Literal["none", "auto", "required"] | ForcedTool
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: Sequence[ChatMessage]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    response_format: JsonOutput | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    parallel_tool_calls: bool = True
+    prompt: str | tuple[int, ...] | None = None
+    """A raw prompt the model continues as it is, without the chat template (`/v1/completions`):
+    text, or token ids in the model's own vocabulary. `messages` is then empty."""
+
+    @property
+    def offers_tools(self) -> bool:
+        """Whether the reply may call a tool."""
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +124,42 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: `id` and `name` come first, `arguments` in fragments."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatChunk:
     """A piece of a streamed reply. The last chunk has `finish_reason` and `usage` set."""
 
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Of the tokens whose text this chunk carries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +167,8 @@ class ChatResult:
     text: str
     finish_reason: FinishReason
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @runtime_checkable
@@ -136,12 +239,49 @@ class TokenSpanner(Protocol):
 async def collect(chunks: AsyncIterator[ChatChunk]) -> ChatResult:
     """Drain a stream into one result: how every provider implements `complete`."""
     parts: list[str] = []
+    logprobs: list[TokenLogprob] = []
+    calls = ToolCallAssembler()
     async for chunk in chunks:
         parts.append(chunk.text)
+        logprobs.extend(chunk.logprobs)
+        calls.add(chunk.tool_calls)
         if chunk.finish_reason is not None:
             usage = chunk.usage or Usage(prompt_tokens=0, completion_tokens=0)
-            return ChatResult(text="".join(parts), finish_reason=chunk.finish_reason, usage=usage)
+            return ChatResult(
+                text="".join(parts),
+                finish_reason=chunk.finish_reason,
+                usage=usage,
+                tool_calls=calls.calls(),
+                logprobs=tuple(logprobs),
+            )
     raise ProviderError("the model stream ended without a finish reason")
+
+
+class ToolCallAssembler:
+    """Joins streamed tool-call deltas into whole calls, by their index."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, list[str]] = {}
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+
+    def add(self, deltas: Sequence[ToolCallDelta]) -> None:
+        for delta in deltas:
+            self._parts.setdefault(delta.index, []).append(delta.arguments)
+            if delta.id:
+                self._ids[delta.index] = delta.id
+            if delta.name:
+                self._names[delta.index] = self._names.get(delta.index, "") + delta.name
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(
+                id=self._ids.get(index, ""),
+                name=self._names.get(index, ""),
+                arguments="".join(self._parts[index]),
+            )
+            for index in sorted(self._parts)
+        )
 
 
 class ModelNotFound(NotFound):
@@ -196,3 +336,16 @@ async def prime(stream: AsyncIterator[T]) -> AsyncIterator[T]:
             await close_iterator(stream)
 
     return replay()
+
+
+async def prime_all(streams: Sequence[AsyncIterator[T]]) -> list[AsyncIterator[T]]:
+    """`prime` several streams together; if one fails, the others are closed and its error
+    raised (the first, in order)."""
+    opened = await asyncio.gather(*(prime(stream) for stream in streams), return_exceptions=True)
+    ready = [stream for stream in opened if not isinstance(stream, BaseException)]
+    failure = next((error for error in opened if isinstance(error, BaseException)), None)
+    if failure is not None:
+        for stream in ready:
+            await close_iterator(stream)
+        raise failure
+    return ready

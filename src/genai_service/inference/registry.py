@@ -28,7 +28,7 @@ from genai_service.inference.base import (
     ProviderError,
 )
 from genai_service.inference.embeddings import LocalEmbeddingModel, RemoteEmbeddingModel
-from genai_service.inference.openai_compatible import OpenAICompatibleChatModel
+from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
 from genai_service.settings import InferenceSettings, ProviderSettings

@@ -19,6 +19,13 @@ PROBLEM_TYPE_PREFIX = "urn:genai-service:problem:"
 OPENAI_PATH_PREFIX = "/v1"
 JSON_INVALID = "json_invalid"
 """The validation error type of a request body that is not valid JSON."""
+_MISSING_TYPES = frozenset({"missing", "extra_forbidden"})
+"""Errors about a field the body lacks or should not have: the last part names it although
+it leads nowhere in the body."""
+_MESSAGES = {
+    "extra_forbidden": "unknown parameter: the API defines no such field here",
+}
+"""Clearer words for pydantic's messages, by error type."""
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -108,18 +115,39 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _field_name(loc: tuple[int | str, ...], error_type: str) -> str:
+def _field_name(loc: tuple[int | str, ...], error_type: str, body: Any) -> str:
     """The dotted path of the invalid field; "" when the body is not JSON at all.
 
     For a body that does not parse, the location holds the character position of the JSON
-    error, which is no field name.
+    error, which is no field name. Inside a union, pydantic adds the member it tried (`str`,
+    `list[int]`, a discriminator's tag) to the location; those parts name no field of the
+    request, so only the parts that lead through the sent body are kept.
     """
     if error_type == JSON_INVALID:
         return ""
-    parts = [str(p) for p in loc]
+    parts = list(loc)
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:]
-    return ".".join(parts)
+        where, parts = parts[0], parts[1:]
+        if where != "body" or body is None:
+            return ".".join(str(part) for part in parts)
+    kept: list[str] = []
+    node = body
+    for index, part in enumerate(parts):
+        found, child = _child(node, part)
+        if found:
+            node = child
+        elif index < len(parts) - 1 or error_type not in _MISSING_TYPES:
+            continue  # a union member's name: not a field of the request
+        kept.append(str(part))
+    return ".".join(kept)
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -127,9 +155,9 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         raise exc
     errors = [
         {
-            "field": _field_name(tuple(error["loc"]), error["type"]),
+            "field": _field_name(tuple(error["loc"]), error["type"], exc.body),
             "location": str(error["loc"][0]) if error["loc"] else "body",
-            "message": error["msg"],
+            "message": _MESSAGES.get(error["type"], error["msg"]),
             "type": error["type"],
         }
         for error in exc.errors()

@@ -12,6 +12,7 @@ from genai_service.models.conversation import (
 )
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.refresh_token import RefreshToken
+from genai_service.models.response import StoredResponse
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "MessageStatus",
     "RefreshToken",
     "Role",
+    "StoredResponse",
     "User",
 ]

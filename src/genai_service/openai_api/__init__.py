@@ -1,1 +1,2 @@
-"""The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`."""
+"""The OpenAI-compatible surface: chat completions, legacy completions, responses, embeddings
+and models, under `/v1`."""

@@ -1,3 +1,5 @@
+"""`/v1` routes: thin handlers over the chat, completion, embedding and model services."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -5,17 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse, format_sse_event
+from pydantic import BaseModel
 
 from genai_service.auth.dependencies import get_model_caller
 from genai_service.inference.dependencies import ModelsDep
-from genai_service.openai_api.schemas import (
+from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionCreate,
-    EmbeddingCreate,
-    EmbeddingList,
-    ModelList,
 )
+from genai_service.openai_api.chat_service import ChatCompletionService
+from genai_service.openai_api.completion_schemas import Completion, CompletionCreate
+from genai_service.openai_api.completion_service import CompletionService
+from genai_service.openai_api.schemas import EmbeddingCreate, EmbeddingList, ModelCard, ModelList
 from genai_service.openai_api.service import OpenAIService
 from genai_service.settings import SettingsDep
 
@@ -36,7 +39,21 @@ async def get_openai_service(models: ModelsDep, settings: SettingsDep) -> OpenAI
 ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
 
 
-async def _sse(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[bytes]:
+async def get_chat_completions(models: ModelsDep) -> ChatCompletionService:
+    return ChatCompletionService(models)
+
+
+ChatCompletionsDep = Annotated[ChatCompletionService, Depends(get_chat_completions)]
+
+
+async def get_completions(models: ModelsDep) -> CompletionService:
+    return CompletionService(models)
+
+
+CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
+
+
+async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         yield format_sse_event(data_str=chunk.model_dump_json())
     yield STREAM_DONE
@@ -48,8 +65,23 @@ async def _sse(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[byte
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_chat_completion(
-    body: ChatCompletionCreate, service: ServiceDep
+    body: ChatCompletionCreate, service: ChatCompletionsDep
 ) -> ChatCompletion | EventSourceResponse:
+    if not body.stream:
+        return await service.complete(body)
+    chunks = await service.stream(body)
+    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING)
+
+
+@router.post(
+    "/completions",
+    response_model=Completion,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
+)
+async def create_completion(
+    body: CompletionCreate, service: CompletionsDep
+) -> Completion | EventSourceResponse:
+    """OpenAI's legacy text completions: the prompt is continued as it is, no chat template."""
     if not body.stream:
         return await service.complete(body)
     chunks = await service.stream(body)
@@ -67,3 +99,8 @@ async def create_embeddings(body: EmbeddingCreate, service: ServiceDep) -> Embed
 @router.get("/models")
 async def list_models(service: ServiceDep) -> ModelList:
     return service.list_models()
+
+
+@router.get("/models/{model_id}", responses={404: {"description": "No such model"}})
+async def get_model(model_id: str, service: ServiceDep) -> ModelCard:
+    return service.get_model(model_id)

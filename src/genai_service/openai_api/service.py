@@ -1,36 +1,16 @@
-"""Translate OpenAI-shaped requests to our chat/embedding protocols and back."""
+"""`/v1/embeddings` and `/v1/models`: OpenAI-shaped requests to our protocols and back."""
 
 from __future__ import annotations
 
 import base64
 import struct
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Literal
+from collections.abc import Sequence
 
-from genai_service.inference.base import (
-    ChatChunk,
-    ChatMessage,
-    ChatRequest,
-    EmbeddingModel,
-    FinishReason,
-    Role,
-    SamplingParams,
-    Usage,
-    prime,
-)
+from genai_service.inference.base import EmbeddingModel, ModelNotFound
 from genai_service.inference.registry import ModelRegistry
 from genai_service.openai_api.errors import EmbeddingInputTooLong, EmbeddingRequestTooLarge
 from genai_service.openai_api.schemas import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatCompletionCreate,
-    Choice,
-    ChunkChoice,
-    ChunkDelta,
-    CompletionUsage,
     Embedding,
     EmbeddingCreate,
     EmbeddingList,
@@ -38,40 +18,6 @@ from genai_service.openai_api.schemas import (
     ModelCard,
     ModelList,
 )
-
-_ROLES: dict[str, Role] = {
-    "system": "system",
-    "developer": "system",
-    "user": "user",
-    "assistant": "assistant",
-}
-
-
-def to_chat_request(body: ChatCompletionCreate) -> ChatRequest:
-    defaults = SamplingParams()
-    return ChatRequest(
-        messages=[ChatMessage(role=_ROLES[m.role], content=m.text) for m in body.messages],
-        sampling=SamplingParams(
-            max_tokens=body.max_completion_tokens or body.max_tokens or defaults.max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            stop=body.stop_sequences,
-            seed=body.seed,
-        ),
-    )
-
-
-def _finish(reason: FinishReason) -> Literal["stop", "length"]:
-    # "cancelled" only happens when the server shuts down mid-generation; OpenAI has no such value.
-    return "length" if reason == "length" else "stop"
-
-
-def _usage(usage: Usage) -> CompletionUsage:
-    return CompletionUsage(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-    )
 
 
 def _encode_base64(vector: Sequence[float]) -> str:
@@ -87,60 +33,6 @@ class OpenAIService:
         if requested:
             return requested
         return self.models.default_chat_name if chat else self.models.default_embedding_name
-
-    async def complete(self, body: ChatCompletionCreate) -> ChatCompletion:
-        name = self._model_name(body.model, chat=True)
-        result = await self.models.chat(name).complete(to_chat_request(body))
-        return ChatCompletion(
-            id=f"chatcmpl-{uuid.uuid4().hex}",
-            created=int(time.time()),
-            model=name,
-            choices=[
-                Choice(
-                    message=AssistantMessage(content=result.text),
-                    finish_reason=_finish(result.finish_reason),
-                )
-            ],
-            usage=_usage(result.usage),
-        )
-
-    async def stream(self, body: ChatCompletionCreate) -> AsyncIterator[ChatCompletionChunk]:
-        """Open the stream (admission errors raise here), then yield OpenAI chunks."""
-        name = self._model_name(body.model, chat=True)
-        chunks = await prime(self.models.chat(name).stream(to_chat_request(body)))
-        include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return self._chunks(chunks, name=name, include_usage=include_usage)
-
-    async def _chunks(
-        self, chunks: AsyncIterator[ChatChunk], *, name: str, include_usage: bool
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-
-        def chunk(
-            delta: ChunkDelta, finish: Literal["stop", "length"] | None = None
-        ) -> ChatCompletionChunk:
-            choice = ChunkChoice(delta=delta, finish_reason=finish)
-            return ChatCompletionChunk(
-                id=completion_id, created=created, model=name, choices=[choice]
-            )
-
-        yield chunk(ChunkDelta(role="assistant", content=""))
-        async for piece in chunks:
-            if piece.text:
-                yield chunk(ChunkDelta(content=piece.text))
-            if piece.finish_reason is None:
-                continue
-            last = chunk(ChunkDelta(), _finish(piece.finish_reason))
-            usage = _usage(piece.usage) if piece.usage else None
-            if not include_usage:
-                last.usage = usage
-            yield last
-            if include_usage:
-                yield ChatCompletionChunk(
-                    id=completion_id, created=created, model=name, choices=[], usage=usage
-                )
-            return
 
     async def embed(self, body: EmbeddingCreate) -> EmbeddingList:
         name = self._model_name(body.model, chat=False)
@@ -185,3 +77,8 @@ class OpenAIService:
         created = int(time.time())
         names = [*self.models.chat_names(), *self.models.embedding_names()]
         return ModelList(data=[ModelCard(id=name, created=created) for name in names])
+
+    def get_model(self, name: str) -> ModelCard:
+        if name not in (*self.models.chat_names(), *self.models.embedding_names()):
+            raise ModelNotFound(f"model {name!r} does not exist")
+        return ModelCard(id=name, created=int(time.time()))

@@ -11,7 +11,7 @@ import openai
 from loguru import logger
 
 from genai_service.inference.base import ModelNotReady, ProviderError
-from genai_service.inference.openai_compatible import OpenAICompatibleEndpoint
+from genai_service.inference.openai_compatible.endpoint import OpenAICompatibleEndpoint
 from genai_service.kit.errors import AppError
 from genai_service.settings import ProviderSettings
 

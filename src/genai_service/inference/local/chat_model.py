@@ -26,6 +26,8 @@ from genai_service.inference.local.job import (
 )
 from genai_service.inference.local.model_file import resolve_model_path
 from genai_service.inference.local.prompt_tokenizer import PromptTokenizer
+from genai_service.inference.local.reply_checker import ReplyChecker
+from genai_service.inference.local.reply_plan import plan_reply
 from genai_service.settings import LocalChatSettings
 
 
@@ -96,7 +98,8 @@ class LocalChatModel:
         engine, tokenizer = self._require_engine(), self._require_tokenizer()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.request_timeout
-        prompt = await asyncio.to_thread(tokenizer.tokens_for, request.messages)
+        plan = await asyncio.to_thread(plan_reply, request, tokenizer)
+        prompt = plan.prompt
         window = engine.context_window
         if len(prompt) >= window:
             raise PromptTooLong(
@@ -106,8 +109,11 @@ class LocalChatModel:
             )
         max_tokens = max(1, min(request.sampling.max_tokens, window - len(prompt)))
         events: asyncio.Queue[EngineEvent] = asyncio.Queue()
-        job = GenerationJob(prompt, request.sampling, max_tokens, _deliver_to(loop, events))
+        job = GenerationJob(
+            prompt, request.sampling, max_tokens, _deliver_to(loop, events), plan.grammar
+        )
         engine.submit(job)
+        reply = ReplyChecker(request, buffered=plan.tool_calling)
         ended = False
         try:
             while True:
@@ -119,10 +125,13 @@ class LocalChatModel:
                         f"the reply took longer than {self._settings.request_timeout:g} s"
                     ) from None
                 if isinstance(event, TextDelta):
-                    yield ChatChunk(text=event.text)
+                    chunk = reply.add(event.text, event.logprobs)
+                    if chunk is not None:
+                        yield chunk
                 elif isinstance(event, Finished):
                     ended = True
-                    yield ChatChunk(text="", finish_reason=event.reason, usage=event.usage)
+                    for chunk in reply.finish(event.reason, event.usage):
+                        yield chunk
                     return
                 else:
                     ended = True

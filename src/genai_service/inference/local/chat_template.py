@@ -49,6 +49,8 @@ class ChatTemplate:
             trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
         )
         self._template = environment.from_string(source)
+        self.renders_tool_role = "tool" in source
+        """Whether the template knows the `tool` role (else tool results go in user messages)."""
         self._bos_token = bos_token
         self._eos_token = eos_token
 

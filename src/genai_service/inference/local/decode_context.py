@@ -72,20 +72,35 @@ class DecodeContext:
     def clear(self, slot: int) -> None:
         llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
 
+    def trim(self, slot: int, keep: int) -> None:
+        """Drop the cache of `slot` from position `keep` on: the first `keep` tokens stay."""
+        llama_cpp.llama_memory_seq_rm(self.memory, slot, keep, -1)
+
+    def copy(self, source: int, target: int, keep: int) -> None:
+        """`target` gets the first `keep` cached tokens of `source`.
+
+        Slots have KV streams of their own, and llama.cpp copies between streams only whole
+        (the data moves at the start of the next decode); the rest is dropped at once.
+        """
+        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+        self.trim(target, keep)
+
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.context)
 
 
 def open_decode_context(
-    model: llama_cpp.llama_model_p, settings: LocalChatSettings
+    model: llama_cpp.llama_model_p, settings: LocalChatSettings, *, unified: bool = False
 ) -> DecodeContext:
+    """The engine's context; `unified` (one KV buffer for all sequences) only for comparing
+    layouts in benchmarks: the engine relies on a stream per sequence (see above)."""
     threads = settings.n_threads or default_threads()
     capacity = max(settings.n_batch, settings.n_seq_max)
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = settings.n_ctx * settings.n_seq_max
     params.n_seq_max = settings.n_seq_max
-    params.kv_unified = False
+    params.kv_unified = unified
     params.n_batch = capacity
     params.n_ubatch = capacity
     params.n_threads = threads

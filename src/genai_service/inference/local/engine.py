@@ -3,13 +3,13 @@
 Every round it retires cancelled sequences, admits waiting requests into free sequence slots,
 and makes one `llama_decode` call over a shared batch: one token for each sequence that is
 generating, then prompt chunks of sequences still being prefilled, up to `n_batch` tokens.
-A sequence that finishes or is cancelled leaves at once and its KV-cache slot is cleared.
-The context and its KV-cache layout: `decode_context`.
+A sequence that finishes or is cancelled leaves at once; its slot keeps the KV cache for a later
+prompt that starts the same way (`prefix_cache`). The context and its KV-cache layout:
+`decode_context`.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import threading
 import time
@@ -29,6 +29,7 @@ from genai_service.inference.base import (
 from genai_service.inference.local.decode_context import DecodeContext, open_decode_context
 from genai_service.inference.local.job import Failed, Finished, GenerationJob
 from genai_service.inference.local.native import free_model, load_model
+from genai_service.inference.local.prefix_cache import Placement, PrefixCache
 from genai_service.inference.local.sequence import ActiveSequence
 from genai_service.inference.local.vocabulary import Vocabulary
 from genai_service.kit.errors import AppError
@@ -47,6 +48,10 @@ class EngineStats:
     decode_steps: int
     """`llama_decode` calls so far; sequences decoded together share a step."""
     generated_tokens: int
+    prompt_tokens: int
+    """Prompt tokens of the requests admitted so far."""
+    reused_tokens: int
+    """Of those, tokens whose KV cache was reused from an earlier or a running sequence."""
 
 
 class LlamaEngine:
@@ -57,15 +62,19 @@ class LlamaEngine:
         # Guarded by _cond:
         self._pending: deque[GenerationJob] = deque()
         self._cancelled: set[GenerationJob] = set()
-        self._free_slots = list(range(settings.n_seq_max))
-        """A heap: the lowest free slot is taken first, so busy slots stay a compact range."""
+        self._free_slots = set(range(settings.n_seq_max))
         self._running = False
         self._closing = False
         self._decode_steps = 0
         self._generated_tokens = 0
+        self._prompt_tokens = 0
+        self._reused_tokens = 0
         self._mean_duration_s = 5.0
         # Engine thread only (after start):
         self._active: dict[int, ActiveSequence] = {}
+        self._prefixes = PrefixCache(settings.n_seq_max, enabled=settings.reuse_prefixes)
+        self._copies: dict[int, tuple[Placement, GenerationJob]] = {}
+        """Sequences waiting to copy a shared prefix from a running one (the source's job)."""
         self._thread: threading.Thread | None = None
         self._context_window = settings.n_ctx
 
@@ -86,6 +95,8 @@ class LlamaEngine:
                 queued=len(self._pending),
                 decode_steps=self._decode_steps,
                 generated_tokens=self._generated_tokens,
+                prompt_tokens=self._prompt_tokens,
+                reused_tokens=self._reused_tokens,
             )
 
     def start(self) -> None:
@@ -172,19 +183,64 @@ class LlamaEngine:
             if self._closing:
                 return False
             cancelled, self._cancelled = self._cancelled, set()
-            admitted: list[tuple[GenerationJob, int]] = []
-            while self._pending and self._free_slots:
-                admitted.append((self._pending.popleft(), heapq.heappop(self._free_slots)))
+            admitted: list[GenerationJob] = []
+            while self._pending and len(admitted) < len(self._free_slots):
+                admitted.append(self._pending.popleft())
+            free = set(self._free_slots)
         for sequence in [s for s in self._active.values() if s.job in cancelled]:
             self._retire(sequence, None)
-        for job, slot in admitted:
-            self._decoder.clear(slot)
-            self._active[slot] = ActiveSequence(job, slot, self._vocabulary)
+        for job in admitted:
+            running = {slot: sequence.job.prompt for slot, sequence in self._active.items()}
+            placement = self._prefixes.place(job.prompt, free, running)
+            free.discard(placement.slot)
+            with self._cond:
+                self._free_slots.discard(placement.slot)
+            self._admit(job, placement)
         return True
+
+    def _admit(self, job: GenerationJob, placement: Placement) -> None:
+        slot = placement.slot
+        in_place = placement.copy_from is None and placement.reuse > 0
+        if in_place:
+            self._decoder.trim(slot, placement.reuse)
+        else:
+            self._decoder.clear(slot)
+        self._prefixes.forget(slot)
+        try:
+            sequence = ActiveSequence(
+                job, slot, self._vocabulary, reused=placement.reuse if in_place else 0
+            )
+        except AppError as error:  # its grammar does not compile: the request is refused
+            with self._cond:
+                self._free_slots.add(slot)
+            job.sink(Failed(error))
+            return
+        self._active[slot] = sequence
+        if placement.copy_from is not None:
+            self._copies[slot] = (placement, self._active[placement.copy_from].job)
+        with self._cond:
+            self._prompt_tokens += len(job.prompt)
+            self._reused_tokens += sequence.prefilled
+
+    def _copy_shared_prefixes(self) -> None:
+        """Give waiting sequences the prefix their source has computed by now; a source that
+        left before computing it leaves its sequence to compute the prompt itself."""
+        for slot, (placement, source_job) in list(self._copies.items()):
+            assert placement.copy_from is not None
+            source = self._active.get(placement.copy_from)
+            if source is not None and source.job is source_job:
+                if len(source.cached) < placement.reuse:
+                    continue  # still being computed
+                self._decoder.copy(source.slot, slot, placement.reuse)
+                self._active[slot].reuse(placement.reuse)
+                with self._cond:
+                    self._reused_tokens += placement.reuse
+            del self._copies[slot]
 
     def _step(self) -> None:
         if not self._active:
             return
+        self._copy_shared_prefixes()
         decoder = self._decoder
         batch = decoder.batch
         batch.n_tokens = 0
@@ -196,11 +252,12 @@ class LlamaEngine:
         for slot in sorted(self._active):
             sequence = self._active[slot]
             if not sequence.prefilling:
-                index = decoder.add(sequence.last_token, sequence.last_position, slot)
+                token, position = sequence.take_last_token()
+                index = decoder.add(token, position, slot)
                 outputs.append((sequence, index))
                 participants.append(sequence)
                 continue
-            if budget == 0:
+            if budget == 0 or slot in self._copies:
                 continue
             start, chunk = sequence.take_prompt_chunk(budget)
             for offset, token in enumerate(chunk):
@@ -237,13 +294,22 @@ class LlamaEngine:
         reason: FinishReason | None,
         error: AppError | None = None,
     ) -> None:
-        """Free the slot; tell the consumer why, unless it cancelled (`reason` and `error` None)."""
-        self._decoder.clear(sequence.slot)
+        """Free the slot; tell the consumer why, unless it cancelled (`reason` and `error` None).
+
+        The slot keeps the sequence's KV cache for a later prompt with the same start, unless
+        the sequence failed (its last decode may not have happened).
+        """
+        if error is None:
+            self._prefixes.hold(sequence.slot, sequence.cached)
+        else:
+            self._decoder.clear(sequence.slot)
+            self._prefixes.forget(sequence.slot)
         sequence.free()
         del self._active[sequence.slot]
+        self._copies.pop(sequence.slot, None)
         duration = time.monotonic() - sequence.admitted_at
         with self._cond:
-            heapq.heappush(self._free_slots, sequence.slot)
+            self._free_slots.add(sequence.slot)
             self._mean_duration_s += _DURATION_SMOOTHING * (duration - self._mean_duration_s)
         if error is not None:
             sequence.fail(error)

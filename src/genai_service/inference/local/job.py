@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from genai_service.inference.base import FinishReason, SamplingParams, Usage
+from genai_service.inference.base import FinishReason, SamplingParams, TokenLogprob, Usage
 from genai_service.kit.errors import AppError
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Of the tokens this text completes (when the request asked for them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +43,6 @@ class GenerationJob:
     sampling: SamplingParams
     max_tokens: int
     sink: EventSink
+    grammar: str | None = None
+    """A GBNF grammar the reply must follow (structured output, tool calls)."""
     submitted_at: float = field(default_factory=time.monotonic)

@@ -26,8 +26,19 @@ class PromptTokenizer:
         self._lock = threading.Lock()
         self._closed = False
 
+    @property
+    def vocabulary_size(self) -> int:
+        return self._vocabulary.size
+
+    @property
+    def renders_tool_role(self) -> bool:
+        return self._template.renders_tool_role
+
     def tokens_for(self, messages: Sequence[ChatMessage]) -> list[int]:
-        prompt = self._template.render(messages)
+        return self.tokens_of(self._template.render(messages))
+
+    def tokens_of(self, prompt: str) -> list[int]:
+        """The tokens of a prompt as it is (special tokens in it are read as such)."""
         with self._lock:
             if self._closed:
                 raise ModelNotReady("the local chat model is shut down")

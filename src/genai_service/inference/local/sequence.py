@@ -6,7 +6,7 @@ import time
 
 import llama_cpp
 
-from genai_service.inference.base import FinishReason, SamplingParams, Usage
+from genai_service.inference.base import FinishReason, TokenLogprob, Usage
 from genai_service.inference.local.job import (
     EngineEvent,
     Failed,
@@ -15,46 +15,36 @@ from genai_service.inference.local.job import (
     TextDelta,
 )
 from genai_service.inference.local.reply_text import ReplyText
+from genai_service.inference.local.sampler import TokenSampler
 from genai_service.inference.local.vocabulary import Vocabulary
 from genai_service.kit.errors import AppError
 
-_SEED_MASK = 0xFFFFFFFF
-
-
-def build_sampler(sampling: SamplingParams) -> llama_cpp.llama_sampler_p:
-    """Greedy at temperature 0; otherwise temperature, then nucleus, then a seeded draw."""
-    chain: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_chain_init(
-        llama_cpp.llama_sampler_chain_default_params()
-    )
-    if sampling.temperature <= 0:
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
-    seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed & _SEED_MASK
-    llama_cpp.llama_sampler_chain_add(
-        chain, llama_cpp.llama_sampler_init_temp(sampling.temperature)
-    )
-    if sampling.top_p < 1.0:
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1)
-        )
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
-    return chain
-
 
 class ActiveSequence:
-    """Lives on the engine thread only. `slot` is its llama.cpp sequence id and KV-cache stream."""
+    """Lives on the engine thread only. `slot` is its llama.cpp sequence id and KV-cache stream.
 
-    def __init__(self, job: GenerationJob, slot: int, vocabulary: Vocabulary) -> None:
+    Building one compiles the request's grammar, if it has one: `GrammarRejected` then means
+    the request cannot be served.
+    """
+
+    def __init__(
+        self, job: GenerationJob, slot: int, vocabulary: Vocabulary, *, reused: int = 0
+    ) -> None:
         self.job = job
         self.slot = slot
         self.admitted_at = time.monotonic()
-        self.prefilled = 0
+        self.prefilled = reused
+        self.cached: list[int] = job.prompt[:reused]
+        """The tokens in the slot's KV cache, in order (once the decode they are in is done)."""
         self.generated = 0
         self.last_token = -1
         self.listening = True
         self._vocabulary = vocabulary
         self._reply = ReplyText(job.sampling.stop)
-        self._sampler = build_sampler(job.sampling)
+        self._sampler = TokenSampler(vocabulary, job.sampling, job.grammar)
+        self._held_logprobs: list[tuple[int, TokenLogprob]] = []
+        """Logprobs of tokens whose text is held back (a possible stop sequence), with the
+        length of that text."""
 
     @property
     def prefilling(self) -> bool:
@@ -65,23 +55,38 @@ class ActiveSequence:
         """Where `last_token` goes in the sequence: it is sampled, not yet decoded."""
         return len(self.job.prompt) + self.generated - 1
 
+    def reuse(self, count: int) -> None:
+        """The first `count` prompt tokens are in the KV cache already: prefill the rest."""
+        self.prefilled = count
+        self.cached = self.job.prompt[:count]
+
     def take_prompt_chunk(self, budget: int) -> tuple[int, list[int]]:
         """The next at most `budget` prompt tokens to prefill, with the position of the first."""
         start = self.prefilled
         chunk = self.job.prompt[start : start + budget]
         self.prefilled += len(chunk)
+        self.cached.extend(chunk)
         return start, chunk
+
+    def take_last_token(self) -> tuple[int, int]:
+        """The sampled token to decode next, with its position."""
+        self.cached.append(self.last_token)
+        return self.last_token, self.last_position
 
     def sample(self, context: llama_cpp.llama_context_p, batch_index: int) -> FinishReason | None:
         """Draw the next token from the logits at `batch_index`; returns why it ends, if it does."""
-        token: int = llama_cpp.llama_sampler_sample(self._sampler, context, batch_index)
+        draw = self._sampler.draw(context, batch_index)
+        token = draw.token
         if self._vocabulary.is_end_of_generation(token):
             return "stop"
         self.generated += 1
         self.last_token = token
-        text = self._reply.push(self._vocabulary.piece(token))
+        piece = self._vocabulary.piece(token)
+        if draw.logprob is not None:
+            self._held_logprobs.append((len(piece.decode("utf-8", errors="ignore")), draw.logprob))
+        text = self._reply.push(piece)
         if text:
-            self._send(TextDelta(text))
+            self._send(TextDelta(text, self._logprobs_within(len(text))))
         if self._reply.stopped:
             return "stop"
         if self.generated >= self.job.max_tokens:
@@ -90,8 +95,10 @@ class ActiveSequence:
 
     def finish(self, reason: FinishReason) -> None:
         rest = self._reply.flush()
-        if rest:
-            self._send(TextDelta(rest))
+        held = () if self._reply.stopped else tuple(lp for _, lp in self._held_logprobs)
+        self._held_logprobs.clear()
+        if rest or held:
+            self._send(TextDelta(rest, held))
         usage = Usage(prompt_tokens=len(self.job.prompt), completion_tokens=self.generated)
         self._send(Finished(reason, usage))
 
@@ -99,7 +106,21 @@ class ActiveSequence:
         self._send(Failed(error))
 
     def free(self) -> None:
-        llama_cpp.llama_sampler_free(self._sampler)
+        self._sampler.free()
+
+    def _logprobs_within(self, length: int) -> tuple[TokenLogprob, ...]:
+        """The held logprobs of tokens whose text fits in the `length` characters sent now.
+
+        Tokens cut off by a stop sequence are never sent, and neither are their logprobs.
+        """
+        sent: list[TokenLogprob] = []
+        while self._held_logprobs and self._held_logprobs[0][0] <= length:
+            size, logprob = self._held_logprobs.pop(0)
+            length -= size
+            sent.append(logprob)
+        if self._reply.stopped:
+            self._held_logprobs.clear()
+        return tuple(sent)
 
     def _send(self, event: EngineEvent) -> None:
         if self.listening:

@@ -20,6 +20,13 @@ class Vocabulary:
             raise ProviderError("the model file has no vocabulary")
         self._vocab = vocab
         self._piece = ctypes.create_string_buffer(_PIECE_BUFFER)
+        self.size: int = llama_cpp.llama_vocab_n_tokens(vocab)
+        """Tokens in the vocabulary: valid ids are `0 .. size - 1`."""
+
+    @property
+    def handle(self) -> llama_cpp.llama_vocab_p:
+        """The native vocabulary, for llama.cpp calls that take one (grammars)."""
+        return self._vocab
 
     @property
     def bos(self) -> int:

@@ -1,32 +1,20 @@
-"""Chat with any OpenAI-compatible server (OpenAI, vLLM, Ollama, another genai-service).
-
-`OpenAICompatibleEndpoint` is the provider side (SDK client, lifecycle, error mapping), shared with
-the remote embedding model; `OpenAICompatibleChatModel` is the chat adapter on top of it.
-"""
+"""One remote OpenAI-compatible server for one model name: its SDK client, lifecycle, errors."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 
 import openai
 from loguru import logger
-from openai.types.chat import ChatCompletionMessageParam
 
 from genai_service.inference.base import (
-    ChatChunk,
     ChatMessage,
-    ChatRequest,
-    ChatResult,
-    FinishReason,
     GenerationTimeout,
     ModelNotReady,
     ModelOverloaded,
     PromptTooLong,
     ProviderError,
-    Usage,
-    collect,
 )
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.settings import ProviderSettings
@@ -151,93 +139,3 @@ def _retry_after(exc: openai.APIStatusError) -> int | None:
         return max(1, math.ceil(float(value))) if value else None
     except ValueError:  # an HTTP date: not worth parsing for a hint
         return None
-
-
-def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
-    if message.role == "system":
-        return {"role": "system", "content": message.content}
-    if message.role == "user":
-        return {"role": "user", "content": message.content}
-    return {"role": "assistant", "content": message.content}
-
-
-def _finish_reason(reason: str) -> FinishReason:
-    # tool_calls / content_filter / function_call: the reply ended for a reason other than length.
-    return "length" if reason == "length" else "stop"
-
-
-class OpenAICompatibleChatModel:
-    """A chat model on a remote OpenAI-compatible server; `complete` drains `stream`."""
-
-    def __init__(self, name: str, provider: ProviderSettings) -> None:
-        self._endpoint = OpenAICompatibleEndpoint(name, provider)
-        self._context_window = provider.context_window
-
-    @property
-    def name(self) -> str:
-        return self._endpoint.name
-
-    @property
-    def context_window(self) -> int:
-        return self._context_window
-
-    @property
-    def ready(self) -> bool:
-        return self._endpoint.ready
-
-    async def start(self) -> None:
-        await self._endpoint.start()
-
-    async def close(self) -> None:
-        await self._endpoint.close()
-
-    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return estimate_prompt_tokens(messages)
-
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        async with aclosing(self.stream(request)) as chunks:
-            return await collect(chunks)
-
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        client = self._endpoint.client()
-        sampling = request.sampling
-        try:
-            chunks = await client.chat.completions.create(
-                model=self._endpoint.remote_model,
-                messages=[_message_param(m) for m in request.messages],
-                stream=True,
-                stream_options={"include_usage": True},
-                max_tokens=sampling.max_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                stop=list(sampling.stop) if sampling.stop else openai.omit,
-                seed=sampling.seed if sampling.seed is not None else openai.omit,
-            )
-        except openai.OpenAIError as exc:
-            raise self._endpoint.translate(exc) from exc
-        finish: FinishReason | None = None
-        usage: Usage | None = None
-        reply_chars = 0
-        async with chunks:
-            try:
-                async for chunk in chunks:
-                    if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        if choice.delta.content:
-                            reply_chars += len(choice.delta.content)
-                            yield ChatChunk(text=choice.delta.content)
-                        if choice.finish_reason is not None:
-                            finish = _finish_reason(choice.finish_reason)
-            except openai.OpenAIError as exc:
-                raise self._endpoint.translate(exc) from exc
-        if finish is None:
-            raise ProviderError(f"model {self.name!r}: the stream ended without a finish reason")
-        if usage is None:  # a server that ignores stream_options
-            usage = Usage(
-                prompt_tokens=self.count_tokens(request.messages),
-                completion_tokens=math.ceil(reply_chars / CHARS_PER_TOKEN),
-            )
-        yield ChatChunk(text="", finish_reason=finish, usage=usage)

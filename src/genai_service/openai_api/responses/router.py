@@ -1,0 +1,75 @@
+"""`/v1/responses`: OpenAI's Responses API, stateful through stored responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, format_sse_event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from genai_service.auth.dependencies import ModelCaller
+from genai_service.inference.dependencies import ModelsDep
+from genai_service.openai_api.responses.errors import StreamingNotSupported
+from genai_service.openai_api.responses.events import StreamEvent
+from genai_service.openai_api.responses.objects import ResponseDeleted, ResponseRead
+from genai_service.openai_api.responses.schemas import Includable, ResponseCreate
+from genai_service.openai_api.responses.service import ResponseService
+
+# The caller is checked outside the request's session (`ModelCaller`): a response can take
+# minutes, and the service opens its own short transactions.
+router = APIRouter(prefix="/v1/responses", tags=["openai"])
+
+NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def get_response_service(request: Request, models: ModelsDep) -> ResponseService:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return ResponseService(models, sessionmaker)
+
+
+ResponseServiceDep = Annotated[ResponseService, Depends(get_response_service)]
+
+
+async def _sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield format_sse_event(event=event.type, data_str=event.model_dump_json(by_alias=True))
+
+
+@router.post(
+    "",
+    response_model=ResponseRead,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
+)
+async def create_response(
+    body: ResponseCreate, caller: ModelCaller, service: ResponseServiceDep
+) -> ResponseRead | EventSourceResponse:
+    if not body.stream:
+        return await service.create(body, caller.id)
+    events = await service.stream(body, caller.id)
+    return EventSourceResponse(_sse(events), headers=NO_BUFFERING)
+
+
+@router.get("/{response_id}", responses={404: {}})
+async def get_response(
+    response_id: str,
+    caller: ModelCaller,
+    service: ResponseServiceDep,
+    include: Annotated[list[Includable] | None, Query(description="No effect here")] = None,
+    stream: bool = False,
+) -> ResponseRead:
+    """A stored response of the caller. `include` has no effect: what a response holds is
+    settled when it is created."""
+    if stream:
+        raise StreamingNotSupported(
+            "a stored response cannot be streamed again here; get it whole", param="stream"
+        )
+    return await service.retrieve(response_id, caller.id)
+
+
+@router.delete("/{response_id}", responses={404: {}})
+async def delete_response(
+    response_id: str, caller: ModelCaller, service: ResponseServiceDep
+) -> ResponseDeleted:
+    return await service.delete(response_id, caller.id)
