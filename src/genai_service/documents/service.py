@@ -11,27 +11,18 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from genai_service.documents.errors import DocumentNotFound, IngestionQueueFull
 from genai_service.documents.repository import DocumentRepository
 from genai_service.documents.sniffing import sniff
 from genai_service.documents.storage import DocumentStorage, Reader, StoredUpload
-from genai_service.kit.errors import (
-    BadRequest,
-    Conflict,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from genai_service.kit.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
 from genai_service.kit.pagination import PageParams
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.retrieval.vector_store import VectorStore
 
 MAX_FILENAME_LENGTH = 255
 ACCEPTED_TYPES = "plain text, Markdown, HTML or PDF"
-
-
-class DocumentNotFound(NotFound):
-    title = "Document not found"
-    slug = "document-not-found"
+QUEUE_RETRY_AFTER_S = 60
 
 
 def display_filename(name: str | None) -> str:
@@ -49,18 +40,25 @@ class DocumentService:
         storage: DocumentStorage,
         store: VectorStore,
         max_upload_bytes: int,
+        max_queued_bytes: int | None,
     ) -> None:
+        """`max_queued_bytes`: the most bytes of one owner's documents not yet ingested
+        (`None`: no limit, for the command line, which ingests what it adds itself)."""
         self.session = session
         self.documents = DocumentRepository(session)
         self.storage = storage
         self.store = store
         self.max_upload_bytes = max_upload_bytes
+        self.max_queued_bytes = max_queued_bytes
 
     async def upload(
         self, owner_id: uuid.UUID, filename: str | None, read: Reader
     ) -> tuple[Document, bool]:
         """Store a file and queue its ingestion. `(document, False)` when the owner already has
-        a document with the same content: that one is returned and nothing is stored again."""
+        a document with the same content: that one is returned and nothing is stored again.
+
+        An owner whose queue is full is refused before the file is read."""
+        await self._check_queue(owner_id, adding=1)
         upload = await self.storage.receive(read, max_bytes=self.max_upload_bytes)
         try:
             return await self._accept(owner_id, display_filename(filename), upload)
@@ -95,6 +93,7 @@ class DocumentService:
             progress=0.0,
             attempts=0,
         )
+        await self.documents.lock_owner(owner_id)
         try:
             async with self.session.begin_nested():
                 await self.documents.add(document)
@@ -103,6 +102,7 @@ class DocumentService:
             if existing is None:
                 raise
             return existing, False
+        await self._check_queue(owner_id, added=upload.size)
         await self.storage.keep(upload, document.id)
         logger.info("document {} uploaded ({}, {} bytes)", document.id, document_type, upload.size)
         return document, True
@@ -129,15 +129,40 @@ class DocumentService:
 
     async def retry(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
         document = await self.get(owner_id, document_id)
+        await self.documents.lock_owner(owner_id)
         if not await self.documents.requeue(document.id, from_status=DocumentStatus.FAILED):
             raise Conflict(f"Only a failed document can be retried; this one is {document.status}.")
+        await self._check_queue(owner_id, added=document.size)
         return await self.get(owner_id, document_id)
+
+    async def _check_queue(self, owner_id: uuid.UUID, *, adding: int = 0, added: int = 0) -> None:
+        """Refuse when the owner's documents not yet ingested, with `adding` bytes more (or
+        with the `added` bytes of a document already counted), pass `max_queued_bytes`."""
+        limit = self.max_queued_bytes
+        if limit is None:
+            return
+        queued = await self.documents.queued_bytes(owner_id)
+        if queued + adding <= limit:
+            return
+        if added:
+            detail = (
+                f"Your documents waiting for ingestion take {queued - added:,} bytes; with this "
+                f"one ({added:,} bytes) they would pass the {limit:,} bytes one user may have "
+                "queued."
+            )
+        else:
+            detail = (
+                f"Your documents waiting for ingestion already take {queued:,} of the {limit:,} "
+                "bytes one user may have queued."
+            )
+        detail += " Try again once some are indexed, or cancel some."
+        raise IngestionQueueFull(detail, retry_after=QUEUE_RETRY_AFTER_S)
 
     async def cancel(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
         document = await self.get(owner_id, document_id)
         if not await self.documents.cancel(document.id):
             raise Conflict(f"The document's ingestion already ended ({document.status}).")
-        # A runner still working on it stops at its next heartbeat and removes what it wrote.
+        # A runner still working on it stops within a second and removes what it wrote.
         await self.store.delete_document(owner_id, document.id)
         logger.info("document {} ingestion cancelled", document.id)
         return await self.get(owner_id, document_id)

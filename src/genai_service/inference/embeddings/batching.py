@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from genai_service.inference.base import ModelNotReady, ProviderError
+from genai_service.inference.base import ModelNotReady, ModelProcessStopped, ProviderError
 
 Encode = Callable[[list[str]], list[list[float]]]
 
@@ -156,10 +156,15 @@ class MicroBatcher:
     def _fail_batch(self, batch: list[_Request], error: BaseException) -> None:
         texts = sum(len(request.texts) for request in batch)
         logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
-        failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
+        broken = isinstance(error, BrokenExecutor)
+        failure = (
+            ModelProcessStopped("the embedding model's process stopped")
+            if broken
+            else ProviderError(f"the embedding model failed ({type(error).__name__})")
+        )
         for request in batch:
             _fail(request, failure)
-        if isinstance(error, BrokenExecutor) and self._on_broken is not None:
+        if broken and self._on_broken is not None:
             self._on_broken()
 
     def _take_batch(self) -> list[_Request]:

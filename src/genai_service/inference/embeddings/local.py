@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from genai_service.inference.base import ModelNotReady, ProviderError
+from genai_service.inference.base import ModelNotReady, ModelProcessStopped, ProviderError
 from genai_service.inference.embeddings import encoder_process
 from genai_service.inference.embeddings.batching import MicroBatcher
 from genai_service.settings import LocalEmbeddingSettings
@@ -141,4 +141,4 @@ class LocalEmbeddingModel:
             )
         except BrokenExecutor:
             self._restart_soon()
-            raise ProviderError("the embedding model's process stopped") from None
+            raise ModelProcessStopped("the embedding model's process stopped") from None
