@@ -7,11 +7,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from genai_service.kit.db import utcnow
 from genai_service.models.document import RUNNING_STATUSES, Document, DocumentStatus
 from genai_service.models.user import User
 
@@ -66,6 +67,44 @@ class DocumentRepository:
             select(Document).where(Document.owner_id == owner_id, Document.sha256 == sha256)
         )
         return result.scalar_one_or_none()
+
+    async def add_within_queue_limit(self, document: Document, *, max_queued_bytes: int) -> bool:
+        """Insert the new, queued `document` unless the owner's documents not yet ingested
+        would then take more than `max_queued_bytes`; whether it was inserted.
+
+        The check and the insert are one statement (with the owner's row locked first on
+        PostgreSQL, `lock_owner`), so concurrent uploads cannot slip under the limit together.
+        """
+        now = utcnow()
+        values: dict[str, object] = {
+            "id": document.id,
+            "owner_id": document.owner_id,
+            "filename": document.filename,
+            "content_type": document.content_type,
+            "size": document.size,
+            "sha256": document.sha256,
+            "status": DocumentStatus.QUEUED,
+            "progress": 0.0,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        columns = Document.__table__.c
+        queued = (
+            select(func.coalesce(func.sum(Document.size), 0))
+            .where(
+                Document.owner_id == document.owner_id,
+                Document.status.in_(UNFINISHED_STATUSES),
+            )
+            .scalar_subquery()
+        )
+        row = select(*(literal(value, columns[name].type) for name, value in values.items()))
+        result = await self.session.execute(
+            insert(Document).from_select(
+                list(values), row.where(queued + document.size <= max_queued_bytes)
+            )
+        )
+        return _changed_one(result)
 
     async def queued_bytes(self, owner_id: uuid.UUID) -> int:
         """Bytes of the owner's documents not yet ingested (queued or running)."""

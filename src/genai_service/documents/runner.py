@@ -75,6 +75,10 @@ class IngestionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def running_jobs(self) -> int:
+        return len(self._jobs)
+
     def wake(self) -> None:
         """Look for work now (after an upload or a retry) instead of at the next poll."""
         self._wake.set()

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import NoReturn
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
@@ -57,8 +58,8 @@ class DocumentService:
         """Store a file and queue its ingestion. `(document, False)` when the owner already has
         a document with the same content: that one is returned and nothing is stored again.
 
-        An owner whose queue is full is refused before the file is read."""
-        await self._check_queue(owner_id, adding=1)
+        An owner whose queue is already full is refused before the file is stored."""
+        await self._check_queue(owner_id, adding=None)
         upload = await self.storage.receive(read, max_bytes=self.max_upload_bytes)
         try:
             return await self._accept(owner_id, display_filename(filename), upload)
@@ -96,14 +97,19 @@ class DocumentService:
         await self.documents.lock_owner(owner_id)
         try:
             async with self.session.begin_nested():
-                await self.documents.add(document)
+                if self.max_queued_bytes is None:
+                    await self.documents.add(document)
+                elif not await self.documents.add_within_queue_limit(
+                    document, max_queued_bytes=self.max_queued_bytes
+                ):
+                    await self._refuse_over_queue_limit(owner_id, adding=upload.size)
         except IntegrityError:  # the same content, uploaded twice at the same moment
             existing = await self.documents.get_by_sha256(owner_id, upload.sha256)
             if existing is None:
                 raise
             return existing, False
-        await self._check_queue(owner_id, added=upload.size)
         await self.storage.keep(upload, document.id)
+        document = await self.get(owner_id, document.id)
         logger.info("document {} uploaded ({}, {} bytes)", document.id, document_type, upload.size)
         return document, True
 
@@ -130,33 +136,33 @@ class DocumentService:
     async def retry(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
         document = await self.get(owner_id, document_id)
         await self.documents.lock_owner(owner_id)
+        if document.status is DocumentStatus.FAILED:
+            await self._check_queue(owner_id, adding=document.size)
         if not await self.documents.requeue(document.id, from_status=DocumentStatus.FAILED):
             raise Conflict(f"Only a failed document can be retried; this one is {document.status}.")
-        await self._check_queue(owner_id, added=document.size)
         return await self.get(owner_id, document_id)
 
-    async def _check_queue(self, owner_id: uuid.UUID, *, adding: int = 0, added: int = 0) -> None:
-        """Refuse when the owner's documents not yet ingested, with `adding` bytes more (or
-        with the `added` bytes of a document already counted), pass `max_queued_bytes`."""
-        limit = self.max_queued_bytes
-        if limit is None:
+    async def _check_queue(self, owner_id: uuid.UUID, *, adding: int | None) -> None:
+        """Refuse when the owner's documents not yet ingested, with `adding` bytes more (`None`:
+        a document of unknown size, at least a byte), would pass `max_queued_bytes`."""
+        if self.max_queued_bytes is None:
             return
+        if await self.documents.queued_bytes(owner_id) + (adding or 1) > self.max_queued_bytes:
+            await self._refuse_over_queue_limit(owner_id, adding=adding)
+
+    async def _refuse_over_queue_limit(
+        self, owner_id: uuid.UUID, *, adding: int | None
+    ) -> NoReturn:
         queued = await self.documents.queued_bytes(owner_id)
-        if queued + adding <= limit:
-            return
-        if added:
-            detail = (
-                f"Your documents waiting for ingestion take {queued - added:,} bytes; with this "
-                f"one ({added:,} bytes) they would pass the {limit:,} bytes one user may have "
-                "queued."
-            )
-        else:
-            detail = (
-                f"Your documents waiting for ingestion already take {queued:,} of the {limit:,} "
-                "bytes one user may have queued."
-            )
-        detail += " Try again once some are indexed, or cancel some."
-        raise IngestionQueueFull(detail, retry_after=QUEUE_RETRY_AFTER_S)
+        detail = (
+            f"Your documents waiting for ingestion take {queued:,} of the "
+            f"{self.max_queued_bytes:,} bytes one user may have queued"
+        )
+        detail += "." if adding is None else f"; this one ({adding:,} bytes) does not fit."
+        raise IngestionQueueFull(
+            detail + " Try again once some are indexed, or cancel some.",
+            retry_after=QUEUE_RETRY_AFTER_S,
+        )
 
     async def cancel(self, owner_id: uuid.UUID, document_id: uuid.UUID) -> Document:
         document = await self.get(owner_id, document_id)
