@@ -173,11 +173,12 @@ def test_the_largest_allowed_text_is_ingested_in_bounded_memory_and_cancelled_in
     with PeakMemory(server.process.pid) as memory:
         created = upload(server, content, "rivers.txt")
         wait_for(server, created["id"], {"embedding"}, within=60)
-        deadline = time.monotonic() + 20
-        while document(server, created["id"])["progress"] < 0.105:
+        deadline = time.monotonic() + 60
+        while document(server, created["id"])["progress"] <= 0.1:  # the text is extracted
             assert time.monotonic() < deadline, "no chunk was embedded"
             time.sleep(0.2)
-        time.sleep(5)  # tokenizing and embedding go on
+        time.sleep(3)  # tokenizing and embedding go on
+        asked = time.time()
         cancelled = httpx.post(
             f"{server.base_url}/api/documents/{created['id']}/cancel", timeout=30
         )
@@ -198,7 +199,10 @@ def test_the_largest_allowed_text_is_ingested_in_bounded_memory_and_cancelled_in
     while (stopped := stopped_at()) is None:
         assert time.monotonic() < deadline, "the job never noticed the cancel"
         time.sleep(0.1)
-    print(f"stopped {stopped - answered:.2f} s after the cancel was answered")
+    print(
+        f"cancel answered in {answered - asked:.2f} s; the work stopped "
+        f"{stopped - answered:.2f} s after that"
+    )
     assert stopped - answered < 1.0
     deadline = time.monotonic() + 15
     while resident_bytes(encoder) > encoder_idle + 192 * MIB:

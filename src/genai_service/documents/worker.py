@@ -75,19 +75,24 @@ async def ingestion_context(
 async def run_worker(settings: Settings, *, drain: bool) -> int:
     """Run jobs until stopped (SIGTERM or SIGINT), or (`drain`) until none is left; how many
     were run (`drain`)."""
+    return await _until_terminated(_work(settings, drain=drain)) or 0
+
+
+async def _work(settings: Settings, *, drain: bool) -> int:
     async with ingestion_context(settings) as context:
         logger.info("ingestion worker {} started", context.runner.runner_id)
         if drain:
-            return await _until_terminated(context.runner.run_until_idle()) or 0
-        await _until_terminated(context.runner.run_forever())
+            return await context.runner.run_until_idle()
+        await context.runner.run_forever()
     return 0
 
 
 async def _until_terminated(work: Coroutine[Any, Any, T]) -> T | None:
     """`work`'s result, or `None` once SIGTERM (how service managers and container runtimes stop
-    a process) cancelled it. Either way the caller's contexts then close as on any other exit:
-    jobs go back to the queue and the embedding model's process is shut down, so nothing is left
-    for multiprocessing's resource tracker to complain about on stderr."""
+    a process) cancelled it. Cancelled, `work` closes its contexts as on any other exit: jobs go
+    back to the queue and the embedding model's process is shut down, so nothing is left for
+    multiprocessing's resource tracker to complain about on stderr (the default action of
+    SIGTERM would end the process at once)."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
@@ -97,7 +102,7 @@ async def _until_terminated(work: Coroutine[Any, Any, T]) -> T | None:
         current = asyncio.current_task()
         if not task.cancelled() or (current is not None and current.cancelling()):
             raise
-        logger.info("ingestion worker stopping (SIGTERM)")
+        logger.info("ingestion worker stopped (SIGTERM)")
         return None
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
