@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from genai_service.app import create_app
 from genai_service.documents.worker import ingestion_context
 from genai_service.inference.registry import ModelRegistry
+from genai_service.models.document import Document, DocumentStatus
 from genai_service.retrieval.vector_store import VectorStore
 from genai_service.settings import DocumentSettings, Settings
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, client_for, make_settings
@@ -196,9 +198,33 @@ async def test_uploads_past_the_users_queued_bytes_get_429(
         assert full.status_code == 429
         assert "take 2,500 of the 2,500 bytes one user may have queued." in full.json()["detail"]
 
-        first = listed.json()["items"][0]["id"]
+        first, second = (item["id"] for item in listed.json()["items"])
         await client.post(f"/api/documents/{first}/cancel", headers=alice.headers)
         assert (await upload(client, alice, b"!")).status_code == 202
+
+        # A retry queues the document's bytes again: it is held to the same limit.
+        async with app.state.sessionmaker() as session:
+            await session.execute(
+                update(Document)
+                .where(Document.id == uuid.UUID(second))
+                .values(status=DocumentStatus.FAILED, error="it failed")
+            )
+            await session.commit()
+        assert (await upload(client, alice, b"w" * 1000)).status_code == 202
+        assert (await upload(client, alice, b"v" * 999)).status_code == 202
+        retried = await client.post(f"/api/documents/{second}/retry", headers=alice.headers)
+        assert retried.status_code == 429
+        assert "this one (1,000 bytes) does not fit" in retried.json()["detail"]
+        listed = await client.get("/api/documents", headers=alice.headers)
+        [queued_kilobyte] = [
+            item["id"]
+            for item in listed.json()["items"]
+            if item["size"] == 1000 and item["status"] == "queued"
+        ]
+        await client.post(f"/api/documents/{queued_kilobyte}/cancel", headers=alice.headers)
+        retried = await client.post(f"/api/documents/{second}/retry", headers=alice.headers)
+        assert retried.status_code == 200
+        assert retried.json()["status"] == "queued"
 
 
 @pytest.mark.parametrize("opener", ["server", "worker"])

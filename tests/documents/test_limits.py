@@ -10,12 +10,14 @@ import time
 import tracemalloc
 
 import pytest
+from pydantic import ValidationError
 
 from genai_service.documents.errors import DocumentTooLarge
 from genai_service.documents.pipes.chunk import Chunker, approximate_token_spans, chunk_text
 from genai_service.documents.pipes.parse import READ_BLOCK_BYTES, TextLimits, html_to_text, parse
 from genai_service.documents.pipes.tokens import token_span_windows
 from genai_service.documents.sniffing import DocumentType
+from genai_service.settings import DocumentSettings
 from tests.documents.samples import pdf_amplifier, pdf_with_content_streams, text_operators
 from tests.fakes import TokenizingEmbeddingModel
 
@@ -159,3 +161,17 @@ async def test_tokenizing_goes_window_by_window_and_gives_the_whole_texts_spans(
     assert spans[:60_000] == approximate_token_spans(text[:words_part])
     assert all(text[end - 1] == " " for end in ends if end < words_part)
     assert next(span for span in spans if span[0] >= words_part)[0] == words_part
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"max_upload_bytes": 1000, "max_queued_bytes_per_user": 999}, "max_queued_bytes"),
+        ({"max_text_chars": 10_000, "max_page_chars": 20_000}, "max_page_chars"),
+    ],
+)
+def test_settings_refuse_limits_that_contradict_each_other(
+    values: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        DocumentSettings(**values)
