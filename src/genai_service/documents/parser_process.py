@@ -3,32 +3,33 @@
 Text extraction (pypdf, the HTML parser) is pure Python working on untrusted input. On a thread
 of the server it would hold the GIL the event loop needs for seconds at a time, a hostile file
 could take the server's memory with it, and a cancelled job could not stop it. In a child it
-does none of that: the child's data segment is capped (`RLIMIT_DATA`), it is killed when its
+does none of that: the child caps its own data segment (`RLIMIT_DATA`), it is killed when its
 job is cancelled or its time is up, and all its memory goes back to the system when it ends.
 
-Children are forked from a fork server that has only the parser imported, so starting one takes
-milliseconds and never forks the threads of the server. The child writes the text to its file
-itself and sends back only the page offsets, so no document crosses the pipe.
+The child is a fresh interpreter running `documents/parser_child.py` (a fifth of a second to
+start; nothing of the server is inherited or imported again). It gets its job on stdin as JSON,
+writes the text to its file itself and answers on stdout with the page offsets only, so no
+document crosses the pipe.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import resource
-import warnings
+import asyncio
+import json
+import sys
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 
-import anyio
+from loguru import logger
 
 from genai_service.documents.errors import DocumentTooLarge, UnreadableDocument
-from genai_service.documents.pipes.parse import TextLimits, parse
+from genai_service.documents.parser_child import ParseJob
+from genai_service.documents.pipes.parse import TextLimits
 from genai_service.documents.sniffing import DocumentType
-from genai_service.kit.errors import AppError
 
-_PRELOADED = ["genai_service.documents.pipes.parse", "pypdf"]
+CHILD_MODULE = "genai_service.documents.parser_child"
+"""Run as `python -m`, so the child imports nothing but the parser."""
+STDERR_LOGGED_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,6 @@ class ExtractedText:
         return None if self.page_starts is None else len(self.page_starts)
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOADED)  # read once, when the fork server starts
-    return context
-
-
 async def extract_text(
     original: Path, text_file: Path, document_type: DocumentType, limits: ParserLimits
 ) -> ExtractedText:
@@ -65,73 +60,50 @@ async def extract_text(
     Raises `UnreadableDocument` (or `DocumentTooLarge`) when the file cannot be read within the
     limits. Cancelling the caller kills the child at once.
     """
-    context = _context()
-    receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child,
-        args=(sending, str(original), str(text_file), document_type.value, limits),
-        name="genai-document-parser",
-        daemon=True,
+    job: ParseJob = {
+        "original": str(original),
+        "text_file": str(text_file),
+        "document_type": document_type.value,
+        "max_chars": limits.text.max_chars,
+        "max_page_chars": limits.text.max_page_chars,
+        "memory_bytes": limits.memory_bytes,
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        CHILD_MODULE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await anyio.to_thread.run_sync(process.start)
-        sending.close()
-        try:
-            with anyio.fail_after(limits.timeout_s):
-                await anyio.wait_readable(receiving)  # the child's answer, or its end
-            outcome: ExtractedText | AppError = receiving.recv()
-        except TimeoutError:
-            raise DocumentTooLarge(
-                f"Reading the file took longer than {limits.timeout_s:g} s, the most allowed."
-            ) from None
-        except EOFError:  # killed by the system, or crashed inside a C extension
-            await anyio.to_thread.run_sync(process.join)
-            raise UnreadableDocument(
-                f"Reading the file stopped its parser (exit code {process.exitcode})."
-            ) from None
+        async with asyncio.timeout(limits.timeout_s):
+            answer, errors = await child.communicate(json.dumps(job).encode())
+    except TimeoutError:
+        raise DocumentTooLarge(
+            f"Reading the file took longer than {limits.timeout_s:g} s, the most allowed."
+        ) from None
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.is_alive():
-                process.kill()
-            if process.pid is not None:
-                await anyio.to_thread.run_sync(process.join)
-            process.close()
-            receiving.close()
-            sending.close()
-    if isinstance(outcome, AppError):
-        raise outcome
-    return outcome
-
-
-def _child(
-    sending: Connection, original: str, text_file: str, document_type: str, limits: ParserLimits
-) -> None:
-    """Runs in the child: parse, write the text, answer with its page offsets or the error."""
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    cap = limits.memory_bytes if hard == resource.RLIM_INFINITY else min(limits.memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
-    # The child has no log sink of its own, and a malformed PDF makes pypdf warn thousands of
-    # times: nothing of it may reach the server's log stream as stray lines.
-    warnings.simplefilter("ignore")
-    pypdf_logger = logging.getLogger("pypdf")
-    pypdf_logger.addHandler(logging.NullHandler())
-    pypdf_logger.propagate = False
-    outcome: ExtractedText | AppError
-    try:
-        with open(original, "rb") as source:
-            parsed = parse(source, DocumentType(document_type), limits.text)
-        # A lone surrogate (from a broken PDF font map) becomes "?": one character for one, so
-        # the offsets of everything after it stay true.
-        Path(text_file).write_bytes(parsed.text.encode("utf-8", errors="replace"))
-        outcome = ExtractedText(chars=len(parsed.text), page_starts=parsed.page_starts)
-    except AppError as error:
-        outcome = error
-    except MemoryError:
-        outcome = DocumentTooLarge(
-            f"Reading the file needs more than {limits.memory_bytes // 2**20} MiB of memory, "
-            "the most allowed."
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    if errors:  # only a crash writes there: the child reports failures in its answer
+        logger.warning("the document parser wrote: {}", errors[-STDERR_LOGGED_CHARS:].decode())
+    if child.returncode != 0 or not answer:
+        raise UnreadableDocument(
+            f"Reading the file stopped its parser (exit code {child.returncode})."
         )
-    except Exception as error:  # a parser bug on odd input: the job fails, the server goes on
-        outcome = UnreadableDocument(f"The file could not be read ({type(error).__name__}).")
-    sending.send(outcome)
-    sending.close()
+    return _outcome(json.loads(answer))
+
+
+def _outcome(answer: object) -> ExtractedText:
+    if not isinstance(answer, dict):
+        raise UnreadableDocument("The file's parser gave no answer.")
+    failure = answer.get("failure")
+    if failure is not None:
+        error = DocumentTooLarge if failure == "too-large" else UnreadableDocument
+        raise error(str(answer.get("detail")))
+    chars, page_starts = answer.get("chars"), answer.get("page_starts")
+    if not isinstance(chars, int) or not (page_starts is None or isinstance(page_starts, list)):
+        raise UnreadableDocument("The file's parser gave an answer that could not be read.")
+    return ExtractedText(chars, None if page_starts is None else tuple(page_starts))
