@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -143,7 +142,7 @@ def test_a_hostile_document_fails_fast_and_the_process_tree_stays_bounded(
 
 
 def test_a_line_without_whitespace_is_indexed_in_bounded_chunks(server: LiveServer) -> None:
-    line = b"x" * 500_000 + b" lighthouse keeper " + b"y" * 500_000
+    line = b"x" * 200_000 + b" lighthouse keeper " + b"y" * 200_000
     created = upload(server, line, "line.txt")
     indexed = wait_for(server, created["id"], {"indexed", "failed"}, within=120)
     assert indexed["status"] == "indexed", indexed
@@ -213,18 +212,14 @@ def test_the_largest_allowed_text_is_ingested_in_bounded_memory_and_cancelled_in
         time.sleep(0.2)
 
 
-def test_stopping_the_server_prints_only_json_lines(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path / "data", production_env())
-    live.start()
-    try:
-        created = upload(live, b"A short note about lighthouses and their keepers.", "note.txt")
-        wait_for(live, created["id"], {"indexed"}, within=60)
-        assert live.process is not None
-        live.process.send_signal(signal.SIGTERM)
-        live.process.wait(timeout=60)
-    finally:
-        live.stop()
-    lines = log_lines(live)
+def test_stopping_the_server_prints_only_json_lines(server: LiveServer) -> None:
+    """Last of the server's tests: after all the above, a stop leaves nothing but JSON lines
+    (no multiprocessing warning about leaked semaphores, no output of a child process)."""
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=60)
+    server.process = None
+    lines = log_lines(server)
     assert any("stopped" in json.loads(line)["message"] for line in lines)
     assert [line for line in lines if not line.startswith("{")] == []
     assert not any("semaphore" in line for line in lines)
@@ -269,11 +264,11 @@ async def test_a_document_the_embedding_process_dies_on_is_failed_after_max_atte
 ) -> None:
     """No document can kill the encoder any more (that is what the limits are for), so the
     test kills the real one, as the kernel's out-of-memory killer would, every time it works
-    on the document: each death counts as an attempt, and the third one ends it."""
+    on the document: each death counts as an attempt, and the last one ends it."""
     settings = make_settings(
         tmp_path,
         f"sqlite+aiosqlite:///{tmp_path / 'poison.db'}",
-        documents=DocumentSettings(max_attempts=3, poll_seconds=0.2, embed_batch_size=8),
+        documents=DocumentSettings(max_attempts=2, poll_seconds=0.2, embed_batch_size=8),
     )
     models = ModelRegistry(
         chat={"fake-chat": ScriptedChatModel()},
@@ -289,7 +284,7 @@ async def test_a_document_the_embedding_process_dies_on_is_failed_after_max_atte
             "/api/documents", files={"file": ("poison.txt", poison.encode())}
         )
         document_id = response.json()["id"]
-        for attempt in (1, 2, 3):
+        for attempt in (1, 2):
             await wait_until(lambda: models.embedding().ready, within=120)
             deadline = time.monotonic() + 60
             while True:
@@ -309,8 +304,7 @@ async def test_a_document_the_embedding_process_dies_on_is_failed_after_max_atte
             assert time.monotonic() < deadline, current
             await asyncio.sleep(0.1)
         await wait_until(lambda: models.embedding().ready, within=120)
-    assert len(set(kills)) == 3
-    assert current["attempts"] == 3
+    assert len(set(kills)) == 2
+    assert current["attempts"] == 2
     assert "process stopped" in current["error"]
-    assert "each of its 3 attempts" in current["error"]
-    assert uuid.UUID(document_id)
+    assert "each of its 2 attempts" in current["error"]

@@ -7,7 +7,18 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -39,6 +50,12 @@ def _owner_is_busy(now: datetime) -> ColumnElement[bool]:
         running.id != Document.id,
         running.status.in_(RUNNING_STATUSES),
         running.lease_expires_at >= now,
+    )
+
+
+def _queued_bytes(owner_id: uuid.UUID) -> Select[int]:
+    return select(func.coalesce(func.sum(Document.size), 0)).where(
+        Document.owner_id == owner_id, Document.status.in_(UNFINISHED_STATUSES)
     )
 
 
@@ -90,14 +107,7 @@ class DocumentRepository:
             "updated_at": now,
         }
         columns = Document.__table__.c
-        queued = (
-            select(func.coalesce(func.sum(Document.size), 0))
-            .where(
-                Document.owner_id == document.owner_id,
-                Document.status.in_(UNFINISHED_STATUSES),
-            )
-            .scalar_subquery()
-        )
+        queued = _queued_bytes(document.owner_id).scalar_subquery()
         row = select(*(literal(value, columns[name].type) for name, value in values.items()))
         result = await self.session.execute(
             insert(Document).from_select(
@@ -108,12 +118,7 @@ class DocumentRepository:
 
     async def queued_bytes(self, owner_id: uuid.UUID) -> int:
         """Bytes of the owner's documents not yet ingested (queued or running)."""
-        total = await self.session.scalar(
-            select(func.coalesce(func.sum(Document.size), 0)).where(
-                Document.owner_id == owner_id, Document.status.in_(UNFINISHED_STATUSES)
-            )
-        )
-        return int(total or 0)
+        return int(await self.session.scalar(_queued_bytes(owner_id)) or 0)
 
     async def lock_owner(self, owner_id: uuid.UUID) -> None:
         """Hold the owner's row until the transaction ends, so the owner's concurrent uploads
