@@ -9,6 +9,7 @@ Run: `python -m bench.ingestion`.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import random
 import tempfile
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from genai_service.documents.pipes.chunk import chunk_text
-from genai_service.documents.pipes.parse import parse
+from genai_service.documents.pipes.parse import TextLimits, parse
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.service import DocumentService
 from genai_service.documents.sniffing import DocumentType
@@ -92,7 +93,11 @@ async def pipeline_chunks_per_s(pdf: bytes, root: Path) -> tuple[int, float]:
     try:
         async with sessionmaker() as session:
             service = DocumentService(
-                session, storage=storage, store=store, max_upload_bytes=1 << 30
+                session,
+                storage=storage,
+                store=store,
+                max_upload_bytes=1 << 30,
+                max_queued_bytes=None,
             )
             chunks = iter([pdf])
 
@@ -127,7 +132,11 @@ def bare_encode_chunks_per_s(pdf: bytes) -> tuple[int, float, float]:
 
     model = SentenceTransformer(str(default_model_path()), device="cpu", local_files_only=True)
     settings = Settings(_env_file=None)
-    parsed = parse(pdf, DocumentType.PDF)
+    limits = TextLimits(
+        max_chars=settings.documents.max_text_chars,
+        max_page_chars=settings.documents.max_page_chars,
+    )
+    parsed = parse(io.BytesIO(pdf), DocumentType.PDF, limits)
     encoding = model.tokenizer(
         parsed.text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
     )
@@ -138,6 +147,7 @@ def bare_encode_chunks_per_s(pdf: bytes) -> tuple[int, float, float]:
             parsed.text,
             spans,
             max_tokens=settings.documents.chunk_tokens,
+            max_chars=settings.documents.chunk_chars,
             overlap=settings.documents.chunk_overlap,
             page_starts=parsed.page_starts,
         )

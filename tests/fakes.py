@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import math
 import re
+import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
@@ -25,6 +26,7 @@ from genai_service.inference.base import (
     FinishReason,
     ForcedTool,
     ModelNotReady,
+    ModelProcessStopped,
     PromptTooLong,
     ToolCallDelta,
     Usage,
@@ -203,3 +205,43 @@ class FakeEmbeddingModel:
             vector[index] += 1.0
         norm = math.sqrt(sum(x * x for x in vector)) or 1.0
         return [x / norm for x in vector]
+
+
+class TokenizingEmbeddingModel(FakeEmbeddingModel):
+    """The fake embedding model exposing a tokenizer (words and marks), as the local model
+    does, with the hostile cases ingestion must survive:
+
+    - `hold`: while set to an unset event, tokenizing waits for it (a long tokenization);
+      `tokenizing` is set once a call waits, `stopped_at` records when a waiting call was
+      cancelled (`time.monotonic()`).
+    - `crash_on`: a text containing it fails as if the model's process had died on it.
+    - `embed_delay`: seconds each `embed` call takes (a slow model).
+    """
+
+    def __init__(self, *, crash_on: str | None = None, embed_delay: float = 0.0) -> None:
+        super().__init__()
+        self.crash_on = crash_on
+        self.embed_delay = embed_delay
+        self.hold: asyncio.Event | None = None
+        self.tokenizing = asyncio.Event()
+        self.stopped_at: float | None = None
+        self.tokenized: list[str] = []
+        """Every text tokenized, in order."""
+
+    async def token_spans(self, text: str) -> list[tuple[int, int]]:
+        self.tokenized.append(text)
+        if self.crash_on is not None and self.crash_on in text:
+            raise ModelProcessStopped("the embedding model's process stopped")
+        if self.hold is not None:
+            self.tokenizing.set()
+            try:
+                await self.hold.wait()
+            except asyncio.CancelledError:
+                self.stopped_at = time.monotonic()
+                raise
+        return [match.span() for match in re.finditer(r"\w+|[^\w\s]", text)]
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self.embed_delay:
+            await asyncio.sleep(self.embed_delay)
+        return await super().embed(texts)

@@ -64,13 +64,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.source_retriever = (
         RetrievalService(models, store, settings.retrieval) if models.embedding_names() else None
     )
+    storage = DocumentStorage(settings.documents_dir)
+    await storage.remove_stale_uploads()
     ingestion: IngestionRunner | None = None
     if settings.documents.run_ingestion and models.embedding_names():
         ingestion = IngestionRunner(
             sessionmaker=app.state.sessionmaker,
             models=models,
             store=store,
-            storage=DocumentStorage(settings.documents_dir),
+            storage=storage,
             settings=settings.documents,
         )
         ingestion.start()

@@ -219,18 +219,43 @@ class DocumentSettings(SettingsSection):
     poll_seconds: Annotated[float, Field(gt=0)] = 2.0
     """How often an idle runner looks for queued jobs it was not woken for."""
     max_attempts: Annotated[int, Field(ge=1)] = 3
-    """Claims of one job before it is marked failed (a document that kills its runner)."""
+    """Attempts at one job before it is marked failed: a document whose ingestion kills its
+    runner or the embedding model's process every time."""
+    concurrent_jobs: Annotated[int, Field(ge=1)] = 2
+    """Jobs one runner works on at once. A runner never takes a second job of an owner whose
+    document is being ingested, so one user's large document leaves the other slots to others."""
+    max_queued_bytes_per_user: Annotated[int, Field(gt=0)] = 200 * 1024 * 1024
+    """Bytes of one user's documents not yet ingested (queued or running); an upload or retry
+    that would pass it gets 429."""
+    max_text_chars: Annotated[int, Field(ge=1000)] = 10_000_000
+    """Most characters of text taken from one document; counted while the file is read, so a
+    document with more fails at once."""
+    max_page_chars: Annotated[int, Field(ge=100)] = 100_000
+    """Most characters of text taken from one PDF page (a dense page holds about 10,000)."""
+    parser_memory_bytes: Annotated[int, Field(ge=64 * 1024 * 1024)] = 512 * 1024 * 1024
+    """Memory the process reading one file may allocate; a file that needs more fails."""
+    parser_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    """Longest the text of one file may take to extract; a file that takes longer fails."""
     chunk_tokens: Annotated[int, Field(ge=16)] = 200
     """Tokens per chunk, counted with the embedding model's tokenizer."""
+    chunk_chars: Annotated[int, Field(ge=100)] = 2000
+    """Most characters per chunk, whatever its tokens: text without word boundaries (a long
+    line without spaces) is cut into pieces of this length."""
     chunk_overlap: Annotated[int, Field(ge=0)] = 40
     """Tokens shared by consecutive chunks."""
     embed_batch_size: Annotated[int, Field(ge=1)] = 64
     """Chunks embedded and written to the vector store together."""
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> DocumentSettings:
+    def _consistent_limits(self) -> DocumentSettings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("documents.chunk_overlap must be smaller than documents.chunk_tokens")
+        if self.max_queued_bytes_per_user < self.max_upload_bytes:
+            raise ValueError(
+                "documents.max_queued_bytes_per_user must be at least documents.max_upload_bytes"
+            )
+        if self.max_page_chars > self.max_text_chars:
+            raise ValueError("documents.max_page_chars must not exceed documents.max_text_chars")
         return self
 
 

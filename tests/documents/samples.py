@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from typing import Any
 
 import httpx
@@ -13,22 +14,37 @@ from tests.identity import Account
 
 def pdf_with_pages(pages: list[str]) -> bytes:
     """A valid PDF with one line of Helvetica text per page (written by hand, xref included)."""
+    contents = []
+    for text in pages:
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        contents.append(f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode())
+    return pdf_with_content_streams(contents, compress=False)
+
+
+def pdf_with_content_streams(contents: list[bytes], *, compress: bool = True) -> bytes:
+    """A valid PDF whose pages have these content streams (Flate-compressed unless told not
+    to), with Helvetica as font `/F1`."""
     objects: list[bytes] = []
-    page_ids = [4 + 2 * i for i in range(len(pages))]
+    page_ids = [4 + 2 * i for i in range(len(contents))]
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     kids = " ".join(f"{pid} 0 R" for pid in page_ids)
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(contents)} >>".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for index, text in enumerate(pages):
+    for index, content in enumerate(contents):
         content_id = page_ids[index] + 1
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content_id} 0 R >>".encode()
         )
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode()
+        stream = zlib.compress(content, 9) if compress else content
+        flate = b" /Filter /FlateDecode" if compress else b""
         objects.append(
-            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
+            b"<< /Length "
+            + str(len(stream)).encode()
+            + flate
+            + b" >>\nstream\n"
+            + stream
+            + b"\nendstream"
         )
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -43,6 +59,17 @@ def pdf_with_pages(pages: list[str]) -> bytes:
         f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     )
     return bytes(out)
+
+
+def text_operators(text_bytes: int, word: bytes = b"lorem ipsum dolor sit amet ") -> bytes:
+    """A content stream showing `text_bytes` of text in one string: it compresses about a
+    thousandfold, so a few kilobytes of PDF carry megabytes of text."""
+    return b"BT /F1 12 Tf 72 720 Td (" + word * (text_bytes // len(word)) + b") Tj ET"
+
+
+def pdf_amplifier(text_mib: int = 60) -> bytes:
+    """One page whose single text string inflates to `text_mib` MiB (the file is ~150 KB)."""
+    return pdf_with_content_streams([text_operators(text_mib * 1024 * 1024)])
 
 
 ELF_EXECUTABLE = b"\x7fELF\x02\x01\x01\x00" + bytes(56) + b"\x00\x00code"

@@ -17,7 +17,7 @@ from genai_service.documents.storage import DocumentStorage
 from genai_service.kit.db import create_engine, create_sessionmaker, utcnow
 from genai_service.migrations import upgrade_database
 from genai_service.models.document import Document, DocumentStatus
-from genai_service.models.user import ANONYMOUS_USER_ID
+from genai_service.models.user import ANONYMOUS_USER_ID, User
 from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.settings import DocumentSettings, VectorSettings
 from tests.conftest import make_fake_models, make_settings
@@ -33,8 +33,19 @@ async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[As
         await engine.dispose()
 
 
+async def add_owner(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+    async with sessionmaker() as session:
+        user = User(id=uuid.uuid4(), email=f"{uuid.uuid4().hex}@example.com")
+        session.add(user)
+        await session.commit()
+    return user.id
+
+
 async def add_documents(
-    sessionmaker: async_sessionmaker[AsyncSession], count: int, **values: object
+    sessionmaker: async_sessionmaker[AsyncSession],
+    count: int,
+    owner_id: uuid.UUID = ANONYMOUS_USER_ID,
+    **values: object,
 ) -> list[uuid.UUID]:
     ids = []
     async with sessionmaker() as session:
@@ -47,7 +58,7 @@ async def add_documents(
             }
             document = Document(
                 id=uuid.uuid4(),
-                owner_id=ANONYMOUS_USER_ID,
+                owner_id=owner_id,
                 filename=f"{n}.txt",
                 content_type="text/plain",
                 size=1,
@@ -74,7 +85,8 @@ async def claim(
 async def test_each_job_is_claimed_by_one_runner(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    first, second = await add_documents(sessionmaker, 2)
+    [first] = await add_documents(sessionmaker, 1)
+    [second] = await add_documents(sessionmaker, 1, await add_owner(sessionmaker))
     claimed_a = await claim(sessionmaker, "runner-a")
     claimed_b = await claim(sessionmaker, "runner-b")
     assert claimed_a is not None
@@ -181,10 +193,43 @@ async def test_a_job_that_keeps_killing_its_runner_fails_after_max_attempts(
     assert "interrupted 3 times" in failed.error
 
 
+async def test_an_owner_with_a_running_job_waits_while_others_are_served(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    busy_first, busy_second = await add_documents(sessionmaker, 2)
+    [other] = await add_documents(sessionmaker, 1, await add_owner(sessionmaker))
+    taken = await claim(sessionmaker, "runner-a")
+    assert taken is not None
+    assert taken.id == busy_first
+    # The owner's second document is older than the other owner's, yet waits its turn.
+    served = await claim(sessionmaker, "runner-b")
+    assert served is not None
+    assert served.id == other
+    assert await claim(sessionmaker, "runner-c") is None
+    async with sessionmaker() as session, session.begin():
+        assert await DocumentRepository(session).finish(
+            busy_first, "runner-a", status=DocumentStatus.INDEXED, now=utcnow(), chunk_count=1
+        )
+    then = await claim(sessionmaker, "runner-c")
+    assert then is not None
+    assert then.id == busy_second
+    # A runner that died frees its owner once its lease has run out.
+    await add_documents(sessionmaker, 1)
+    assert await claim(sessionmaker, "runner-d") is None
+    later = await claim(sessionmaker, "runner-d", after=11)
+    assert later is not None
+    assert later.id == busy_second
+    assert later.attempts == 2
+
+
 async def test_concurrent_claims_never_share_a_job(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    ids = await add_documents(sessionmaker, 3)
+    ids = [
+        document_id
+        for _ in range(3)
+        for document_id in await add_documents(sessionmaker, 1, await add_owner(sessionmaker))
+    ]
     claimed = await asyncio.gather(*(claim(sessionmaker, f"runner-{n}") for n in range(8)))
     taken = [document.id for document in claimed if document is not None]
     assert sorted(taken) == sorted(ids)  # every job once, none twice

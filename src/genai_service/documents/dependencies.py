@@ -30,6 +30,7 @@ def get_document_service(
         storage=DocumentStorage(settings.documents_dir),
         store=store,
         max_upload_bytes=settings.documents.max_upload_bytes,
+        max_queued_bytes=settings.documents.max_queued_bytes_per_user,
     )
 
 

@@ -26,6 +26,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible in the document's current status"}
 }
+QUEUE_FULL: dict[int | str, dict[str, Any]] = {
+    429: {"description": "The caller's documents waiting for ingestion take their whole share"}
+}
 
 
 async def owned_document(
@@ -44,6 +47,7 @@ OwnedDocument = Annotated[Document, Depends(owned_document)]
         200: {"description": "The same content was uploaded before: that document"},
         413: {"description": "Larger than the configured limit"},
         415: {"description": "Not plain text, Markdown, HTML or PDF"},
+        **QUEUE_FULL,
     },
 )
 async def upload_document(
@@ -57,7 +61,8 @@ async def upload_document(
     """Upload one file and queue its ingestion; follow it with `GET /api/documents/{id}/events`.
 
     The type is detected from the content. Uploading content the caller already uploaded returns
-    the existing document with `200`.
+    the existing document with `200`. While the caller's documents waiting for ingestion take
+    `GENAI_DOCUMENTS__MAX_QUEUED_BYTES_PER_USER`, further uploads get `429` with `Retry-After`.
     """
     document, created = await service.upload(user.id, file.filename, file.read)
     if created and runner is not None:
@@ -110,7 +115,7 @@ async def document_events(
         )
 
 
-@router.post("/{document_id}/retry", responses={**NOT_FOUND, **CONFLICT})
+@router.post("/{document_id}/retry", responses={**NOT_FOUND, **CONFLICT, **QUEUE_FULL})
 async def retry_document(
     document_id: uuid.UUID,
     user: CurrentUser,

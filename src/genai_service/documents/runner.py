@@ -1,10 +1,13 @@
-"""The ingestion runner: claims document jobs from the database and runs the pipeline on them.
+"""The ingestion runner: claims document jobs from the database and runs them (`job.py`).
 
 The document row is the job. A runner claims it with a lease, renews the lease while it works
 and reports progress; if the runner dies (process killed), the lease runs out and any runner
 claims the job again. Points have deterministic ids, so a job run twice writes each chunk once.
-The same runner works inside the server (started by the lifespan, woken after an upload) or on
-its own (`genai-service worker`).
+
+A runner works on up to `concurrent_jobs` jobs at once, never two of the same owner: while one
+user's large document is ingested, the other slots serve everyone else. The same runner works
+inside the server (started by the lifespan, woken after an upload) or on its own
+(`genai-service worker`).
 """
 
 from __future__ import annotations
@@ -14,41 +17,19 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anyio.to_thread
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from genai_service.documents.pipes.chunk import chunk_text
-from genai_service.documents.pipes.embed import batches, embed_batch, token_spans
-from genai_service.documents.pipes.parse import UnreadableDocument, parse
-from genai_service.documents.pipes.upsert import upsert_chunks
-from genai_service.documents.repository import DocumentRepository
-from genai_service.documents.sniffing import DocumentType
+from genai_service.documents.job import IngestionJob, JobServices
+from genai_service.documents.repository import documents_in_transaction
 from genai_service.documents.storage import DocumentStorage
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
-from genai_service.kit.errors import AppError
-from genai_service.models.document import Document, DocumentStatus
+from genai_service.models.document import Document
 from genai_service.retrieval.vector_store import VectorStore
 from genai_service.settings import DocumentSettings
-
-PARSED_PROGRESS = 0.1
-"""Progress once the text is extracted; embedding fills the rest."""
-
-
-class JobLost(Exception):
-    """The job stopped being this runner's: cancelled, deleted, or its lease was taken over."""
-
-
-@dataclass(slots=True)
-class _Progress:
-    status: DocumentStatus
-    value: float
-    page_count: int | None = None
 
 
 def new_runner_id() -> str:
@@ -66,14 +47,19 @@ class IngestionRunner:
         settings: DocumentSettings,
         runner_id: str | None = None,
     ) -> None:
-        self._sessionmaker = sessionmaker
-        self._models = models
-        self._store = store
-        self._storage = storage
         self._settings = settings
         self.runner_id = runner_id or new_runner_id()
+        self._services = JobServices(
+            runner_id=self.runner_id,
+            sessionmaker=sessionmaker,
+            models=models,
+            store=store,
+            storage=storage,
+            settings=settings,
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
 
     # Lifecycle
 
@@ -82,53 +68,69 @@ class IngestionRunner:
             self._task = asyncio.create_task(self.run_forever(), name="ingestion-runner")
 
     async def stop(self) -> None:
+        """Stop claiming; jobs in progress go back to the queue."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def running_jobs(self) -> int:
+        return len(self._jobs)
+
     def wake(self) -> None:
         """Look for work now (after an upload or a retry) instead of at the next poll."""
         self._wake.set()
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                worked = await self.run_one()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the runner
-                logger.exception("ingestion runner: claiming a job failed")
-                worked = False
-            if not worked:
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._fill_slots()
+                except Exception:  # a database hiccup must not end the runner
+                    logger.exception("ingestion runner: claiming a job failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._settings.poll_seconds)
-                self._wake.clear()
+        finally:
+            await self._stop_jobs()
 
     async def run_until_idle(self) -> int:
-        """Run jobs until none is claimable; how many were run."""
+        """Run jobs until none is running and none is claimable; how many were run."""
         count = 0
-        while await self.run_one():
-            count += 1
-        return count
-
-    async def run_one(self) -> bool:
-        """Claim and run one job; `False` when there was none (or the model is not ready)."""
-        model = self._models.embedding()
-        if not model.ready:
-            return False
-        job = await self._claim()
-        if job is None:
-            return False
-        await self._run(job)
-        return True
+        try:
+            while True:
+                self._wake.clear()
+                count += await self._fill_slots()
+                if not self._jobs:
+                    return count
+                await self._wake.wait()  # a job ended
+        finally:
+            await self._stop_jobs()
 
     # Claiming
 
+    async def _fill_slots(self) -> int:
+        """Claim jobs while slots are free (and the embedding model is ready); how many."""
+        claimed = 0
+        while len(self._jobs) < self._settings.concurrent_jobs:
+            if not self._services.models.embedding().ready:
+                break
+            document = await self._claim()
+            if document is None:
+                break
+            task = asyncio.create_task(
+                IngestionJob(document, self._services).run(), name=f"job-{document.id}"
+            )
+            self._jobs.add(task)
+            task.add_done_callback(self._job_ended)
+            claimed += 1
+        return claimed
+
     async def _claim(self) -> Document | None:
         now = utcnow()
-        async with self._transaction() as documents:
+        async with documents_in_transaction(self._services.sessionmaker) as documents:
             for stuck in await documents.exhausted(
                 now=now, max_attempts=self._settings.max_attempts
             ):
@@ -148,125 +150,14 @@ class IngestionRunner:
     def _lease_until(self) -> datetime:
         return utcnow() + timedelta(seconds=self._settings.lease_seconds)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[DocumentRepository]:
-        async with self._sessionmaker() as session, session.begin():
-            yield DocumentRepository(session)
+    def _job_ended(self, task: asyncio.Task[None]) -> None:
+        self._jobs.discard(task)
+        self._wake.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.opt(exception=error).error("ingestion job {} crashed", task.get_name())
 
-    # Running one job
-
-    async def _run(self, job: Document) -> None:
-        progress = _Progress(DocumentStatus.PARSING, 0.0)
-        lost = asyncio.Event()
-        keeper = asyncio.create_task(self._keep_lease(job, progress, lost), name="lease-keeper")
-        try:
-            chunk_count = await self._ingest(job, progress, lost)
-            await self._finish(job, DocumentStatus.INDEXED, chunk_count=chunk_count)
-        except JobLost:
-            logger.info("document {}: job ended elsewhere (cancelled or deleted)", job.id)
-            await self._store.delete_document(job.owner_id, job.id)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):  # best effort: the lease runs out otherwise
-                async with self._transaction() as documents:
-                    await documents.release(job.id, self.runner_id)
-            raise
-        except AppError as error:
-            await self._fail(job, error.detail)
-        except Exception as error:
-            logger.exception("document {}: ingestion failed", job.id)
-            await self._fail(job, f"Ingestion failed unexpectedly ({type(error).__name__}).")
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-
-    async def _ingest(self, job: Document, progress: _Progress, lost: asyncio.Event) -> int:
-        model = self._models.embedding()
-        content = await self._storage.read_original(job.id)
-        parsed = await anyio.to_thread.run_sync(parse, content, DocumentType(job.content_type))
-        await self._storage.write_text(job.id, parsed.text)
-        spans = await token_spans(model, parsed.text)
-        chunks = await anyio.to_thread.run_sync(
-            lambda: chunk_text(
-                parsed.text,
-                spans,
-                max_tokens=self._settings.chunk_tokens,
-                overlap=self._settings.chunk_overlap,
-                page_starts=parsed.page_starts,
-            )
-        )
-        if not chunks:
-            raise UnreadableDocument("No text was found in the document.")
-        progress.status, progress.value = DocumentStatus.EMBEDDING, PARSED_PROGRESS
-        progress.page_count = parsed.page_count
-        await self._report(job, progress, lost)
-        done = 0
-        for batch in batches(chunks, self._settings.embed_batch_size):
-            vectors = await embed_batch(model, batch)
-            await upsert_chunks(
-                self._store,
-                owner_id=job.owner_id,
-                document_id=job.id,
-                filename=job.filename,
-                chunks=batch,
-                vectors=vectors,
-            )
-            done += len(batch)
-            progress.value = PARSED_PROGRESS + (1 - PARSED_PROGRESS) * done / len(chunks)
-            await self._report(job, progress, lost)
-        await self._store.mark_searchable(job.owner_id, job.id)
-        return len(chunks)
-
-    async def _report(self, job: Document, progress: _Progress, lost: asyncio.Event) -> None:
-        if lost.is_set() or not await self._heartbeat(job, progress):
-            lost.set()
-            raise JobLost
-
-    async def _heartbeat(self, job: Document, progress: _Progress) -> bool:
-        async with self._transaction() as documents:
-            return await documents.heartbeat(
-                job.id,
-                self.runner_id,
-                status=progress.status,
-                progress=round(progress.value, 4),
-                lease_until=self._lease_until(),
-                page_count=progress.page_count,
-            )
-
-    async def _keep_lease(self, job: Document, progress: _Progress, lost: asyncio.Event) -> None:
-        """Renew the lease during long steps (parsing a large PDF) that report no progress."""
-        while not lost.is_set():
-            await asyncio.sleep(self._settings.lease_seconds / 3)
-            try:
-                if not await self._heartbeat(job, progress):
-                    lost.set()
-            except Exception:  # the next renewal may work; the lease has slack for it
-                logger.exception("document {}: renewing the lease failed", job.id)
-
-    async def _finish(
-        self,
-        job: Document,
-        status: DocumentStatus,
-        *,
-        error: str | None = None,
-        chunk_count: int | None = None,
-    ) -> bool:
-        async with self._transaction() as documents:
-            finished = await documents.finish(
-                job.id,
-                self.runner_id,
-                status=status,
-                now=utcnow(),
-                error=error,
-                chunk_count=chunk_count,
-            )
-        if not finished:
-            raise JobLost
-        logger.info("document {} {}", job.id, status.value)
-        return finished
-
-    async def _fail(self, job: Document, error: str) -> None:
-        await self._store.delete_document(job.owner_id, job.id)
-        with contextlib.suppress(JobLost):
-            await self._finish(job, DocumentStatus.FAILED, error=error)
-        logger.warning("document {} failed: {}", job.id, error)
+    async def _stop_jobs(self) -> None:
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
+from loguru import logger
 
 from genai_service.documents.sniffing import SNIFF_BYTES
 
 COPY_CHUNK_BYTES = 1024 * 1024
+INCOMING_PREFIX = "incoming-"
+STALE_UPLOAD_SECONDS = 3600.0
+"""An `incoming-*` file not written to for this long is a leftover of a crash, not an upload in
+progress: a live upload writes a block at least every few seconds, and a client stalled for an
+hour has long been cut off by any proxy."""
 
 Reader = Callable[[int], Awaitable[bytes]]
 """Reads up to n bytes; empty at the end (`UploadFile.read`, an async file's `read`)."""
@@ -48,7 +56,7 @@ class DocumentStorage:
         Stops at the first byte past `max_bytes` (`too_large`); the file is then removed.
         """
         await anyio.Path(self.root).mkdir(parents=True, exist_ok=True)
-        path = self.root / f"incoming-{uuid.uuid4().hex}"
+        path = self.root / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         size = 0
         head = b""
@@ -79,12 +87,32 @@ class DocumentStorage:
             return None
         return (await path.read_bytes()).decode("utf-8")
 
-    async def read_original(self, document_id: uuid.UUID) -> bytes:
-        return await anyio.Path(self.original(document_id)).read_bytes()
-
     async def remove(self, document_id: uuid.UUID) -> None:
         for path in (self.original(document_id), self.extracted_text(document_id)):
             await self.discard(path)
+
+    async def remove_stale_uploads(self, *, older_than_s: float = STALE_UPLOAD_SECONDS) -> int:
+        """Remove upload files left behind by a process that died while receiving them; how many.
+
+        Another process (a second server worker) may be receiving an upload into the same folder
+        right now, so only files not written to for `older_than_s` go.
+        """
+        removed = await anyio.to_thread.run_sync(self._remove_stale_uploads, older_than_s)
+        if removed:
+            logger.info("removed {} upload file(s) left by an interrupted upload", removed)
+        return removed
+
+    def _remove_stale_uploads(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.root.glob(f"{INCOMING_PREFIX}*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # kept or discarded meanwhile by its upload
+                continue
+        return removed
 
     @staticmethod
     async def discard(path: Path) -> None:

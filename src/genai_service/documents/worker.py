@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 from loguru import logger
@@ -26,6 +28,7 @@ from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.settings import Settings
 
 WATCH_INTERVAL_S = 0.3
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ async def ingestion_context(
         await embedding.start()
         sessionmaker = create_sessionmaker(engine)
         storage = DocumentStorage(settings.documents_dir)
+        await storage.remove_stale_uploads()
         runner = IngestionRunner(
             sessionmaker=sessionmaker,
             models=models,
@@ -69,13 +73,39 @@ async def ingestion_context(
 
 
 async def run_worker(settings: Settings, *, drain: bool) -> int:
-    """Run jobs until stopped, or (`drain`) until none is left; how many were run."""
+    """Run jobs until stopped (SIGTERM or SIGINT), or (`drain`) until none is left; how many
+    were run (`drain`)."""
+    return await _until_terminated(_work(settings, drain=drain)) or 0
+
+
+async def _work(settings: Settings, *, drain: bool) -> int:
     async with ingestion_context(settings) as context:
         logger.info("ingestion worker {} started", context.runner.runner_id)
         if drain:
             return await context.runner.run_until_idle()
         await context.runner.run_forever()
     return 0
+
+
+async def _until_terminated(work: Coroutine[Any, Any, T]) -> T | None:
+    """`work`'s result, or `None` once SIGTERM (how service managers and container runtimes stop
+    a process) cancelled it. Cancelled, `work` closes its contexts as on any other exit: jobs go
+    back to the queue and the embedding model's process is shut down, so nothing is left for
+    multiprocessing's resource tracker to complain about on stderr (the default action of
+    SIGTERM would end the process at once)."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if not task.cancelled() or (current is not None and current.cancelling()):
+            raise
+        logger.info("ingestion worker stopped (SIGTERM)")
+        return None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def files_under(paths: Iterable[Path]) -> list[Path]:
@@ -118,6 +148,7 @@ async def add_files(
                     storage=context.storage,
                     store=context.store,
                     max_upload_bytes=settings.documents.max_upload_bytes,
+                    max_queued_bytes=None,  # ingested right here, not left to a shared queue
                 )
                 async with await anyio.open_file(path, "rb") as file:
                     document, created = await service.upload(owner_id, path.name, file.read)

@@ -311,6 +311,13 @@ class ProviderError(BadGateway):
     slug = "provider-error"
 
 
+class ModelProcessStopped(ProviderError):
+    """The process running a local model died (killed, out of memory) while it held the request."""
+
+    title = "Model process stopped"
+    slug = "model-process-stopped"
+
+
 class GenerationTimeout(GatewayTimeout):
     title = "Generation timed out"
     slug = "generation-timeout"

@@ -1,1 +1,2 @@
-"""The ingestion pipeline: parse a file to text, cut the text into chunks, embed, upsert."""
+"""The ingestion pipeline: parse a file to text, tokenize it a window at a time, cut the tokens
+into chunks, embed, upsert."""

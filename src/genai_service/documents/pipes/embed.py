@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
-import anyio.to_thread
-
-from genai_service.documents.pipes.chunk import Chunk, approximate_token_spans
-from genai_service.inference.base import EmbeddingModel, TokenSpanner
-
-T = TypeVar("T")
-
-
-def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for offset in range(0, len(items), size):
-        yield items[offset : offset + size]
-
-
-async def token_spans(model: EmbeddingModel, text: str) -> list[tuple[int, int]]:
-    """The model's own tokens when it exposes its tokenizer; words and marks otherwise."""
-    if isinstance(model, TokenSpanner):
-        return await model.token_spans(text)
-    return await anyio.to_thread.run_sync(approximate_token_spans, text)
+from genai_service.documents.pipes.chunk import Chunk
+from genai_service.inference.base import EmbeddingModel
 
 
 async def embed_batch(model: EmbeddingModel, chunks: Sequence[Chunk]) -> list[list[float]]:

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from loguru import logger
 
-from genai_service.inference.base import ModelNotReady, ProviderError
+from genai_service.inference.base import ModelNotReady, ModelProcessStopped, ProviderError
 
 R = TypeVar("R")
 Encode = Callable[[list[str]], list[R]]
@@ -160,10 +160,15 @@ class MicroBatcher(Generic[R]):
     def _fail_batch(self, batch: list[_Request[R]], error: BaseException) -> None:
         texts = sum(len(request.texts) for request in batch)
         logger.opt(exception=error).error("embedding batch of {} texts failed", texts)
-        failure = ProviderError(f"the embedding model failed ({type(error).__name__})")
+        broken = isinstance(error, BrokenExecutor)
+        failure = (
+            ModelProcessStopped("the embedding model's process stopped")
+            if broken
+            else ProviderError(f"the embedding model failed ({type(error).__name__})")
+        )
         for request in batch:
             _fail(request, failure)
-        if isinstance(error, BrokenExecutor) and self._on_broken is not None:
+        if broken and self._on_broken is not None:
             self._on_broken()
 
     def _take_batch(self) -> list[_Request[R]]:

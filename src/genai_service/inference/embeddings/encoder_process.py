@@ -9,10 +9,13 @@ what encoding needs.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +26,11 @@ if TYPE_CHECKING:
 ENCODE_BATCH_SIZE = 64
 """Texts per forward pass inside one `encode` call. sentence-transformers sorts a call's texts by
 length first, so passes of 64 keep padding low on mixed lengths while the matrices stay large."""
+
+IDLE_CHECK_S = 1.0
+IDLE_CPU_SHARE = 0.05
+"""The process counts as idle when it used less than this share of a core since the last check."""
+TRIM_GROWTH_BYTES = 32 * 1024 * 1024
 
 _model: SentenceTransformer | None = None
 """The child's model, loaded once by `_load` when the process starts."""
@@ -47,9 +55,43 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _return_memory_when_idle() -> None:
+    """Give freed memory back to the system once the process is idle.
+
+    glibc keeps what torch and the tokenizer free in its arenas (one per thread): after a large
+    batch the process would stay hundreds of MiB larger for good. `malloc_trim` returns it; it
+    runs only while the process uses no CPU and has grown since the last trim, so it never
+    costs a busy encoder anything. (Other C libraries have no `malloc_trim`: nothing to do.)
+    """
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    statm = Path("/proc/self/statm")
+    if libc is None or not hasattr(libc, "malloc_trim") or not statm.exists():
+        return
+    page_size = os.sysconf("SC_PAGE_SIZE")
+
+    def resident_bytes() -> int:
+        return int(statm.read_text().split()[1]) * page_size
+
+    def watch() -> None:
+        trimmed_at = resident_bytes()
+        busy_until = time.process_time()
+        while True:
+            time.sleep(IDLE_CHECK_S)
+            now = time.process_time()
+            idle = now - busy_until < IDLE_CHECK_S * IDLE_CPU_SHARE
+            busy_until = now
+            if idle and resident_bytes() > trimmed_at + TRIM_GROWTH_BYTES:
+                libc.malloc_trim(0)
+                trimmed_at = resident_bytes()
+
+    threading.Thread(target=watch, name="return-memory-when-idle", daemon=True).start()
+
+
 def _load(path: str) -> None:
     global _model
     _exit_with_parent()
+    _return_memory_when_idle()
     # Nothing is ever downloaded: the model is a local folder and the hub stays offline.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

