@@ -140,3 +140,59 @@ async def test_minilm_refuses_more_than_256_tokens_and_counts_its_own(
         cut = await client.post("/v1/embeddings", json={"input": long, "truncate": True})
         assert cut.status_code == 200, cut.text
         assert cut.json()["usage"]["prompt_tokens"] == 256
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"frobnicate": 1}, "frobnicate"),
+        ({"dimensions": 3}, "dimensions"),
+        ({"encoding_format": "int8"}, "encoding_format"),
+    ],
+)
+async def test_what_cannot_be_honoured_is_refused_by_name(
+    client: httpx.AsyncClient, extra: dict[str, Any], param: str
+) -> None:
+    response = await embed(client, "hello", **extra)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+async def test_the_models_own_dimension_and_a_user_are_accepted(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    dimension = fake_model(app).dimension
+    response = await embed(client, "hello", dimensions=dimension, user="user-7")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"][0]["embedding"]) == dimension
+
+
+async def test_token_ids_for_a_model_that_takes_text_only_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    error = refusal(await embed(client, [[101, 7592, 102]]))
+    assert "text only" in error["message"]
+
+
+async def test_minilm_embeds_its_own_token_ids_as_their_text(minilm_app: FastAPI) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    texts = ["a lighthouse on a rocky coast", "the keeper climbs the stairs at night"]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    async with client_for(minilm_app) as client:
+        by_text = (await client.post("/v1/embeddings", json={"input": texts})).json()
+        by_ids = await client.post("/v1/embeddings", json={"input": ids})
+        assert by_ids.status_code == 200, by_ids.text
+        single = await client.post("/v1/embeddings", json={"input": ids[0]})
+        assert single.status_code == 200, single.text
+        unknown = await client.post("/v1/embeddings", json={"input": [[1, 2, 10**6]]})
+    pairs = [
+        *zip(by_text["data"], by_ids.json()["data"], strict=True),
+        (single.json()["data"][0], by_ids.json()["data"][0]),
+    ]
+    for first, second in pairs:  # the same vectors, up to padding in a batch
+        similarity = sum(
+            a * b for a, b in zip(first["embedding"], second["embedding"], strict=True)
+        )
+        assert similarity > 0.9999
+    assert by_ids.json()["usage"] == by_text["usage"]
+    assert "vocabulary" in refusal(unknown)["message"]

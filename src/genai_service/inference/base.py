@@ -236,6 +236,24 @@ class TokenSpanner(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenIdEmbedder(Protocol):
+    """An embedding model that also takes inputs as token ids of its own vocabulary (as vLLM
+    does), without the special tokens it adds itself."""
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        """Valid ids are below it; `None` when only the model's server knows (remote)."""
+        ...
+
+    @property
+    def special_tokens(self) -> int:
+        """Tokens the model adds around each input (counted in its window and in usage)."""
+        ...
+
+    async def embed_token_ids(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]: ...
+
+
 async def collect(chunks: AsyncIterator[ChatChunk]) -> ChatResult:
     """Drain a stream into one result: how every provider implements `complete`."""
     parts: list[str] = []

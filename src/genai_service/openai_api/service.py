@@ -7,8 +7,9 @@ import struct
 import time
 from collections.abc import Sequence
 
-from genai_service.inference.base import EmbeddingModel, ModelNotFound
+from genai_service.inference.base import EmbeddingModel, ModelNotFound, TokenIdEmbedder
 from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.errors import BadRequest
 from genai_service.openai_api.errors import EmbeddingInputTooLong, EmbeddingRequestTooLarge
 from genai_service.openai_api.schemas import (
     Embedding,
@@ -37,8 +38,21 @@ class OpenAIService:
     async def embed(self, body: EmbeddingCreate) -> EmbeddingList:
         name = self._model_name(body.model, chat=False)
         model = self.models.embedding(name)
-        tokens = await self._embedding_tokens(model, name, body)
-        vectors = await model.embed(body.texts)
+        if body.dimensions is not None and body.dimensions != model.dimension:
+            raise BadRequest(
+                f"model {name!r} gives {model.dimension}-dimensional vectors and cannot shorten "
+                f"them to {body.dimensions}; leave `dimensions` out",
+                param="dimensions",
+            )
+        texts, token_ids = body.texts, body.token_ids
+        if texts is not None:
+            tokens = await self._embedding_tokens(
+                model, name, body, await model.count_tokens(texts)
+            )
+            vectors = await model.embed(texts)
+        else:
+            assert token_ids is not None
+            tokens, vectors = await self._embed_token_ids(model, name, body, token_ids)
         encode = _encode_base64 if body.encoding_format == "base64" else list
         return EmbeddingList(
             data=[Embedding(index=i, embedding=encode(v)) for i, v in enumerate(vectors)],
@@ -46,14 +60,33 @@ class OpenAIService:
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
+    async def _embed_token_ids(
+        self, model: EmbeddingModel, name: str, body: EmbeddingCreate, inputs: list[list[int]]
+    ) -> tuple[int, list[list[float]]]:
+        if not isinstance(model, TokenIdEmbedder):
+            raise BadRequest(f"model {name!r} takes text only, not token ids", param="input")
+        size = model.vocabulary_size
+        if size is not None:
+            for index, ids in enumerate(inputs):
+                if max(ids) >= size:
+                    raise BadRequest(
+                        f"input {index} has token {max(ids)}, but the vocabulary of model "
+                        f"{name!r} has {size} tokens (ids 0 to {size - 1}): token ids are the "
+                        "embedding model's own, not another tokenizer's",
+                        param="input",
+                    )
+        counts = [len(ids) + model.special_tokens for ids in inputs]
+        tokens = await self._embedding_tokens(model, name, body, counts)
+        keep = model.max_input_tokens - model.special_tokens
+        return tokens, await model.embed_token_ids([ids[:keep] for ids in inputs])
+
     async def _embedding_tokens(
-        self, model: EmbeddingModel, name: str, body: EmbeddingCreate
+        self, model: EmbeddingModel, name: str, body: EmbeddingCreate, counts: list[int]
     ) -> int:
         """The tokens the model will read of the inputs, counted before any is embedded: `400`
         for an input longer than the model reads (unless `truncate`) and for a request over the
         token limit."""
         window = model.max_input_tokens
-        counts = await model.count_tokens(body.texts)
         too_long = [index for index, count in enumerate(counts) if count > window]
         if too_long and not body.truncate:
             which = "The input" if isinstance(body.input, str) else f"Input {too_long[0]}"

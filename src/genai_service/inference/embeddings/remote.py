@@ -65,6 +65,15 @@ class RemoteEmbeddingModel:
     def ready(self) -> bool:
         return self._endpoint.ready
 
+    @property
+    def vocabulary_size(self) -> int | None:
+        """Unknown here: the remote server checks the ids."""
+        return None
+
+    @property
+    def special_tokens(self) -> int:
+        return 0
+
     async def start(self) -> None:
         await self._endpoint.start()
         if self._dimension is None:
@@ -88,17 +97,27 @@ class RemoteEmbeddingModel:
         texts = [text[:end] for text, (_, end) in zip(texts, extents, strict=True)]
         vectors: list[list[float]] = []
         for offset in range(0, len(texts), TEXTS_PER_REQUEST):
-            vectors.extend(await self._embed_request(texts[offset : offset + TEXTS_PER_REQUEST]))
+            vectors.extend(
+                await self._embed_request(list(texts[offset : offset + TEXTS_PER_REQUEST]))
+            )
+        return vectors
+
+    async def embed_token_ids(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Token ids go to the remote server as they are (OpenAI's API takes them too)."""
+        vectors: list[list[float]] = []
+        for offset in range(0, len(inputs), TEXTS_PER_REQUEST):
+            batch = [list(ids) for ids in inputs[offset : offset + TEXTS_PER_REQUEST]]
+            vectors.extend(await self._embed_request(batch))
         return vectors
 
     def _extents(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         return [_estimated_extent(text, self._max_input_tokens) for text in texts]
 
-    async def _embed_request(self, texts: Sequence[str]) -> list[list[float]]:
+    async def _embed_request(self, texts: list[str] | list[list[int]]) -> list[list[float]]:
         client = self._endpoint.client()
         try:
             response = await client.embeddings.create(
-                input=list(texts), model=self._endpoint.remote_model, encoding_format="float"
+                input=texts, model=self._endpoint.remote_model, encoding_format="float"
             )
         except openai.OpenAIError as exc:
             raise self._endpoint.translate(exc) from exc
