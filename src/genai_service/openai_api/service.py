@@ -44,15 +44,14 @@ class OpenAIService:
                 f"them to {body.dimensions}; leave `dimensions` out",
                 param="dimensions",
             )
-        texts, token_ids = body.texts, body.token_ids
+        texts = body.texts
         if texts is not None:
-            tokens = await self._embedding_tokens(
-                model, name, body, await model.count_tokens(texts)
-            )
+            counts = await model.count_tokens(texts)
+            tokens = await self._embedding_tokens(model, name, body, counts)
             vectors = await model.embed(texts)
         else:
-            assert token_ids is not None
-            tokens, vectors = await self._embed_token_ids(model, name, body, token_ids)
+            ids = body.token_ids or []
+            tokens, vectors = await self._embed_token_ids(model, name, body, ids)
         encode = _encode_base64 if body.encoding_format == "base64" else list
         return EmbeddingList(
             data=[Embedding(index=i, embedding=encode(v)) for i, v in enumerate(vectors)],

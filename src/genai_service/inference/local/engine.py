@@ -73,8 +73,9 @@ class LlamaEngine:
         # Engine thread only (after start):
         self._active: dict[int, ActiveSequence] = {}
         self._prefixes = PrefixCache(settings.n_seq_max, enabled=settings.reuse_prefixes)
-        self._copies: dict[int, tuple[Placement, GenerationJob]] = {}
-        """Sequences waiting to copy a shared prefix from a running one (the source's job)."""
+        self._copies: dict[int, tuple[int, int, GenerationJob]] = {}
+        """Sequences waiting to copy a shared prefix from a running one: by slot, the source's
+        slot, the tokens to copy and the source's job."""
         self._thread: threading.Thread | None = None
         self._context_window = settings.n_ctx
 
@@ -217,7 +218,8 @@ class LlamaEngine:
             return
         self._active[slot] = sequence
         if placement.copy_from is not None:
-            self._copies[slot] = (placement, self._active[placement.copy_from].job)
+            source = placement.copy_from
+            self._copies[slot] = (source, placement.reuse, self._active[source].job)
         with self._cond:
             self._prompt_tokens += len(job.prompt)
             self._reused_tokens += sequence.prefilled
@@ -225,16 +227,15 @@ class LlamaEngine:
     def _copy_shared_prefixes(self) -> None:
         """Give waiting sequences the prefix their source has computed by now; a source that
         left before computing it leaves its sequence to compute the prompt itself."""
-        for slot, (placement, source_job) in list(self._copies.items()):
-            assert placement.copy_from is not None
-            source = self._active.get(placement.copy_from)
+        for slot, (source_slot, count, source_job) in list(self._copies.items()):
+            source = self._active.get(source_slot)
             if source is not None and source.job is source_job:
-                if len(source.cached) < placement.reuse:
+                if len(source.cached) < count:
                     continue  # still being computed
-                self._decoder.copy(source.slot, slot, placement.reuse)
-                self._active[slot].reuse(placement.reuse)
+                self._decoder.copy(source_slot, slot, count)
+                self._active[slot].reuse(count)
                 with self._cond:
-                    self._reused_tokens += placement.reuse
+                    self._reused_tokens += count
             del self._copies[slot]
 
     def _step(self) -> None:

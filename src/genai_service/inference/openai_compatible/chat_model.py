@@ -68,7 +68,7 @@ class OpenAICompatibleChatModel:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         if request.prompt is not None:
-            async with aclosing(self._stream_completion(request)) as completion:
+            async with aclosing(self._stream_completion(request, request.prompt)) as completion:
                 async for chunk in completion:
                     yield chunk
             return
@@ -121,14 +121,15 @@ class OpenAICompatibleChatModel:
             )
         yield ChatChunk(text="", finish_reason=finish, usage=usage)
 
-    async def _stream_completion(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+    async def _stream_completion(
+        self, request: ChatRequest, raw_prompt: str | tuple[int, ...]
+    ) -> AsyncGenerator[ChatChunk, None]:
         """A raw prompt, through the upstream's legacy `/v1/completions`."""
-        assert request.prompt is not None
         options = request_options(request)
         if request.sampling.logprobs is not None:
             options.pop("top_logprobs", None)
             options["logprobs"] = request.sampling.logprobs
-        prompt = request.prompt if isinstance(request.prompt, str) else list(request.prompt)
+        prompt = raw_prompt if isinstance(raw_prompt, str) else list(raw_prompt)
         try:
             chunks = await self._endpoint.client().completions.create(
                 model=self._endpoint.remote_model,

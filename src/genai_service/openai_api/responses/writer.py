@@ -139,7 +139,8 @@ class ResponseWriter:
             events += self._open_message()
         index = len(self._items) - 1
         message = self._items[index]
-        assert isinstance(message, _MessageDraft)
+        if not isinstance(message, _MessageDraft):
+            raise TypeError("the last output item is not the message being written")
         message.parts.append(text)
         message.logprobs.extend(logprobs)
         events.append(
@@ -195,7 +196,8 @@ class ResponseWriter:
             )
         else:
             known = self._items[index]
-            assert isinstance(known, _CallDraft)
+            if not isinstance(known, _CallDraft):
+                raise TypeError(f"output item {index} is not a function call")
             call = known
             call.name += delta.name or ""
         if delta.arguments:
