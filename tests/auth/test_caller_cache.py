@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from genai_service.app import create_app
 from genai_service.auth.caller_cache import CallerCache
-from genai_service.auth.credentials import Principal
+from genai_service.auth.principal import Principal
 from genai_service.auth.errors import InvalidCredentials
 from genai_service.kit.db import utcnow
 from genai_service.models.user import User

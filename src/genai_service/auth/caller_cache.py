@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genai_service.auth.credentials import Principal
+from genai_service.auth.principal import Principal
 from genai_service.kit.db import after_commit, utcnow
 from genai_service.models.user import User
 

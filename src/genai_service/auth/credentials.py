@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.service import ApiKeyService, is_api_key
 from genai_service.auth.errors import InvalidCredentials
+from genai_service.auth.principal import Principal
 from genai_service.auth.repository import RefreshTokenRepository
 from genai_service.auth.tokens import AccessTokenCodec, InvalidAccessToken
 from genai_service.kit.db import utcnow
 from genai_service.models.user import ANONYMOUS_USER_ID, User
 from genai_service.users.repository import UserRepository
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller of one request, loaded fresh from the database for that request."""
-
-    user: User
-    session_id: uuid.UUID | None = None
-    """The refresh-token family of the access token used, if one was."""
-    api_key_id: uuid.UUID | None = None
-    expires_at: datetime | None = None
-    """When the credential itself stops being valid, if it ever does."""
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.user.is_anonymous
 
 
 class CredentialVerifier:

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from genai_service.auth.caller_cache import CallerCache
-from genai_service.auth.credentials import CredentialVerifier, Principal
+from genai_service.auth.credentials import CredentialVerifier
 from genai_service.auth.errors import AuthenticationRequired, InvalidCredentials
+from genai_service.auth.principal import Principal
 from genai_service.auth.service import AuthService
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.auth.tokens import AccessTokenCodec

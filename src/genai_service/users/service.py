@@ -8,8 +8,8 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genai_service.auth.credentials import Principal
 from genai_service.auth.passwords import hash_password, verify_password
+from genai_service.auth.principal import Principal
 from genai_service.auth.repository import RefreshTokenRepository
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.kit.db import utcnow
