@@ -17,6 +17,7 @@ from loguru import logger
 
 from genai_service.app import create_app
 from genai_service.inference.registry import ModelRegistry
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.fakes import FakeEmbeddingModel, ScriptedChatModel
 from tests.postgres_server import PostgresServer
@@ -105,7 +106,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings, models=make_fake_models())
     async with LifespanManager(application, startup_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 

@@ -110,7 +110,7 @@ class ScriptedChatModel:
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             self.chunks_sent += 1
-            yield ChatChunk(text=word if index == 0 else f" {word}")
+            yield ChatChunk(text=word if index == 0 else f" {word}", tokens=1)
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words))
         yield ChatChunk(text="", finish_reason=finish, usage=usage)
 

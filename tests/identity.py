@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from genai_service.models.user import Role
+from genai_service.runtime import runtime_of
 from genai_service.settings import AuthSettings, Settings
 from genai_service.users.schemas import UserCreate
 from genai_service.users.service import UserService
@@ -66,7 +67,7 @@ def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
 async def insert_user(
     app: FastAPI, email: str, *, password: str = PASSWORD, role: Role = Role.USER
 ) -> str:
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         user = await UserService(session).create(
             UserCreate(email=email, password=password), role=role
         )

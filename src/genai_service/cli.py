@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
+from genai_service.composition import open_runtime
 from genai_service.configuration.commands import config_app, load_settings
 from genai_service.conversations.terminal_client import AskFailed, Question, ask, connect
 from genai_service.documents.worker import (
@@ -26,7 +27,7 @@ from genai_service.documents.worker import (
     ingestion_context,
     run_worker,
 )
-from genai_service.kit.db import create_engine, create_sessionmaker
+from genai_service.kit.db import create_engine
 from genai_service.kit.errors import AppError
 from genai_service.kit.logging import configure_logging
 from genai_service.migrations import upgrade_database
@@ -95,16 +96,11 @@ def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = _prepared_settings()
 
     async def run() -> T:
-        engine = create_engine(settings.sqlalchemy_url)
-        try:
-            if settings.migrate_on_startup:
-                await upgrade_database(engine)
-            async with create_sessionmaker(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
+        async with (
+            open_runtime(settings, mode="tool") as runtime,
+            runtime.sessionmaker.begin() as session,
+        ):
+            return await work(session)
 
     try:
         return asyncio.run(run())

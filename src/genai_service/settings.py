@@ -13,7 +13,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
@@ -283,6 +282,32 @@ class RetrievalSettings(SettingsSection):
     """Cosine similarity below which a chunk is not returned."""
 
 
+class Limits(SettingsSection):
+    """What one caller may use; `None`: no limit."""
+
+    tokens_per_day: Annotated[int, Field(ge=0)] | None = None
+    """Tokens per UTC day, all models: prompt and completion (embeddings: their input)."""
+    tokens_per_month: Annotated[int, Field(ge=0)] | None = None
+    """Tokens per UTC calendar month, counted as `tokens_per_day` is."""
+    requests_per_minute: Annotated[int, Field(ge=0)] | None = None
+    """Model calls per minute."""
+    tokens_per_minute: Annotated[int, Field(ge=0)] | None = None
+    """Tokens per minute; a call counts what it reserves (its prompt and `max_tokens`)."""
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    """Model calls in flight at once."""
+
+
+class LimitsSettings(SettingsSection):
+    """Budgets and rate limits of the model calls. A user's or API key's own limits (set by an
+    admin, `PUT /api/users/{id}/limits`) replace these defaults of their role; a key is held to
+    its owner's limits as well as its own. Nothing is limited by default."""
+
+    user: Limits = Field(default_factory=Limits)
+    """Defaults for users."""
+    admin: Limits = Field(default_factory=Limits)
+    """Defaults for admins."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GENAI_",
@@ -321,6 +346,7 @@ class Settings(BaseSettings):
     documents: DocumentSettings = Field(default_factory=DocumentSettings)
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -420,11 +446,3 @@ def _secret_refused(rule: str) -> ValidationError:
             )
         ],
     )
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from genai_service.kit.security import token_digest
 from genai_service.models.api_key import ApiKey
+from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.identity import Account, bearer, new_api_key
 
@@ -44,7 +45,7 @@ async def test_the_secret_is_shown_once(
     assert listed["total"] == 1
     assert set(listed["items"][0]) == KEY_FIELDS
     assert secret not in str(listed)
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         row = (await session.execute(select(ApiKey))).scalar_one()
     assert row.key_digest == token_digest(secret)
 
@@ -112,7 +113,7 @@ async def test_keys_expire(client: httpx.AsyncClient, app: FastAPI, alice: Accou
     assert datetime.fromisoformat(key["expires_at"]) == soon
     headers = bearer(key["secret"])
     assert (await client.get("/api/users/me", headers=headers)).status_code == 200
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         row = await session.get(ApiKey, uuid.UUID(key["id"]))
         assert row is not None
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)

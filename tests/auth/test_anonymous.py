@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from genai_service.migrations import upgrade_database
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, User
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import PRODUCTION_SECRET
 from tests.identity import Account, settings_with_auth
@@ -38,8 +39,8 @@ def test_anonymous_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_the_anonymous_user_is_a_real_row_created_once(app: FastAPI) -> None:
-    await upgrade_database(app.state.engine)  # a second upgrade changes nothing
-    async with app.state.sessionmaker() as session:
+    await upgrade_database(runtime_of(app).engine)  # a second upgrade changes nothing
+    async with runtime_of(app).sessionmaker() as session:
         count = await session.scalar(
             select(func.count()).select_from(User).where(User.email == ANONYMOUS_EMAIL)
         )

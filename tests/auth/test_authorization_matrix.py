@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from genai_service.app import create_app
 from genai_service.models.user import Role
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import (
     FAKE_CHAT_MODEL,
@@ -421,7 +422,7 @@ async def anonymous_on_app(tmp_path: Path, database_url: str) -> AsyncIterator[F
     settings = second_process(settings_with_auth(tmp_path, database_url, allow_anonymous=True))
     app = create_app(settings, models=make_fake_models())
     async with LifespanManager(app, startup_timeout=60):
-        await app.state.models.start()
+        await runtime_of(app).models.start()
         yield app
 
 

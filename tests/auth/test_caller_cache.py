@@ -20,10 +20,11 @@ from sqlalchemy import update
 
 from genai_service.app import create_app
 from genai_service.auth.caller_cache import CallerCache
-from genai_service.auth.principal import Principal
 from genai_service.auth.errors import InvalidCredentials
+from genai_service.auth.principal import Principal
 from genai_service.kit.db import utcnow
 from genai_service.models.user import User
+from genai_service.runtime import runtime_of
 from tests.conftest import client_for, make_fake_models
 from tests.identity import (
     PASSWORD,
@@ -84,12 +85,12 @@ async def test_a_checked_credential_is_not_checked_again_until_the_ttl_passes() 
     cache = CallerCache(5.0, clock=clock)
     user = a_user()
     check = CountedCheck(Principal(user=user))
-    assert await cache.user_for("gsk_a", check) is user
+    assert (await cache.principal_for("gsk_a", check)).user is user
     clock.now += 4.9
-    assert await cache.user_for("gsk_a", check) is user
+    assert (await cache.principal_for("gsk_a", check)).user is user
     assert check.calls == 1
     clock.now += 0.2
-    assert await cache.user_for("gsk_a", check) is user
+    assert (await cache.principal_for("gsk_a", check)).user is user
     assert check.calls == 2
 
 
@@ -97,14 +98,14 @@ async def test_an_entry_never_outlives_the_credential() -> None:
     clock = Clock()
     cache = CallerCache(60.0, clock=clock)
     check = CountedCheck(Principal(user=a_user(), expires_at=utcnow() + timedelta(seconds=2)))
-    await cache.user_for("token", check)
+    await cache.principal_for("token", check)
     clock.now += 2.5  # within the ttl, past the token's expiry
-    await cache.user_for("token", check)
+    await cache.principal_for("token", check)
     assert check.calls == 2
 
     expired = CountedCheck(Principal(user=a_user(), expires_at=utcnow() - timedelta(seconds=1)))
-    await cache.user_for("expired", expired)
-    await cache.user_for("expired", expired)
+    await cache.principal_for("expired", expired)
+    await cache.principal_for("expired", expired)
     assert expired.calls == 2
 
 
@@ -112,23 +113,23 @@ async def test_concurrent_requests_with_one_credential_share_one_check() -> None
     cache = CallerCache(5.0)
     user = a_user()
     check = CountedCheck(Principal(user=user), gated=True)
-    waiting = [asyncio.create_task(cache.user_for("gsk_a", check)) for _ in range(20)]
+    waiting = [asyncio.create_task(cache.principal_for("gsk_a", check)) for _ in range(20)]
     await asyncio.sleep(0.01)
     open_gate(check)
-    assert all(found is user for found in await asyncio.gather(*waiting))
+    assert all(found.user is user for found in await asyncio.gather(*waiting))
     assert check.calls == 1
 
 
 async def test_a_refused_credential_is_refused_to_every_waiter_and_never_cached() -> None:
     cache = CallerCache(5.0)
     check = CountedCheck(error=InvalidCredentials(), gated=True)
-    waiting = [asyncio.create_task(cache.user_for("gsk_bad", check)) for _ in range(3)]
+    waiting = [asyncio.create_task(cache.principal_for("gsk_bad", check)) for _ in range(3)]
     await asyncio.sleep(0.01)
     open_gate(check)
     results = await asyncio.gather(*waiting, return_exceptions=True)
     assert all(isinstance(result, InvalidCredentials) for result in results)
     with pytest.raises(InvalidCredentials):
-        await cache.user_for("gsk_bad", check)
+        await cache.principal_for("gsk_bad", check)
     assert (check.calls, len(cache)) == (2, 0)
 
 
@@ -136,12 +137,12 @@ async def test_a_waiter_that_goes_away_does_not_cancel_the_check_of_the_others()
     cache = CallerCache(5.0)
     user = a_user()
     check = CountedCheck(Principal(user=user), gated=True)
-    leaving = asyncio.create_task(cache.user_for("gsk_a", check))
-    staying = asyncio.create_task(cache.user_for("gsk_a", check))
+    leaving = asyncio.create_task(cache.principal_for("gsk_a", check))
+    staying = asyncio.create_task(cache.principal_for("gsk_a", check))
     await asyncio.sleep(0.01)
     leaving.cancel()
     open_gate(check)
-    assert await staying is user
+    assert (await staying).user is user
     assert leaving.cancelled()
     assert (check.calls, len(cache)) == (1, 1)
 
@@ -152,12 +153,12 @@ async def test_forgetting_a_user_drops_their_entries_only() -> None:
     carol_check = CountedCheck(Principal(user=carol))
     dave_check = CountedCheck(Principal(user=dave))
     for credential in ("carol-token", "gsk_carol"):
-        await cache.user_for(credential, carol_check)
-    await cache.user_for("gsk_dave", dave_check)
+        await cache.principal_for(credential, carol_check)
+    await cache.principal_for("gsk_dave", dave_check)
     cache.forget_user(carol.id)
     assert len(cache) == 1
-    await cache.user_for("gsk_carol", carol_check)
-    await cache.user_for("gsk_dave", dave_check)
+    await cache.principal_for("gsk_carol", carol_check)
+    await cache.principal_for("gsk_dave", dave_check)
     assert (carol_check.calls, dave_check.calls) == (3, 1)
 
 
@@ -165,16 +166,16 @@ async def test_a_check_that_read_before_a_change_is_not_stored_after_it() -> Non
     cache = CallerCache(5.0)
     user = a_user()
     check = CountedCheck(Principal(user=user), gated=True)
-    before = asyncio.create_task(cache.user_for("gsk_a", check))
+    before = asyncio.create_task(cache.principal_for("gsk_a", check))
     await asyncio.sleep(0.01)  # the check has read the old rows ...
     cache.forget_user(user.id)  # ... and the change commits before it finishes
-    after = asyncio.create_task(cache.user_for("gsk_a", check))  # a check of its own
+    after = asyncio.create_task(cache.principal_for("gsk_a", check))  # a check of its own
     await asyncio.sleep(0.01)
     open_gate(check)
     await asyncio.gather(before, after)
     assert check.calls == 2
     assert len(cache) == 1  # only the check started after the change was stored
-    await cache.user_for("gsk_a", check)
+    await cache.principal_for("gsk_a", check)
     assert check.calls == 2
 
 
@@ -182,7 +183,7 @@ async def test_a_ttl_of_zero_checks_every_time() -> None:
     cache = CallerCache(0)
     check = CountedCheck(Principal(user=a_user()))
     for _ in range(3):
-        await cache.user_for("gsk_a", check)
+        await cache.principal_for("gsk_a", check)
     assert (check.calls, len(cache)) == (3, 0)
 
 
@@ -190,13 +191,13 @@ async def test_a_full_cache_drops_expired_then_oldest_entries() -> None:
     clock = Clock()
     cache = CallerCache(5.0, max_entries=3, clock=clock)
     for name in ("a", "b"):
-        await cache.user_for(name, CountedCheck(Principal(user=a_user())))
+        await cache.principal_for(name, CountedCheck(Principal(user=a_user())))
     clock.now += 10  # a and b have expired
     for name in ("c", "d", "e", "f"):
-        await cache.user_for(name, CountedCheck(Principal(user=a_user())))
+        await cache.principal_for(name, CountedCheck(Principal(user=a_user())))
     assert len(cache) == 3
     oldest = CountedCheck(Principal(user=a_user()))
-    await cache.user_for("c", oldest)  # c was the oldest live entry: dropped for f
+    await cache.principal_for("c", oldest)  # c was the oldest live entry: dropped for f
     assert oldest.calls == 1
 
 
@@ -212,7 +213,7 @@ async def test_a_revoked_key_is_refused_at_once(
 ) -> None:
     key = await new_api_key(client, alice)
     assert await models_status(client, key["secret"]) == 200
-    assert len(app.state.caller_cache) == 1
+    assert len(runtime_of(app).caller_cache) == 1
     response = await client.delete(f"/api/keys/{key['id']}", headers=alice.headers)
     assert response.status_code == 204
     assert await models_status(client, key["secret"]) == 401
@@ -262,10 +263,10 @@ async def test_a_change_that_rolls_back_changes_nothing(
 ) -> None:
     key = await new_api_key(client, alice)
     assert await models_status(client, key["secret"]) == 200
-    async with app.state.sessionmaker() as session:
-        app.state.caller_cache.forget_user_on_commit(session, uuid.UUID(alice.id))
+    async with runtime_of(app).sessionmaker() as session:
+        runtime_of(app).caller_cache.forget_user_on_commit(session, uuid.UUID(alice.id))
         await session.rollback()
-    assert len(app.state.caller_cache) == 1
+    assert len(runtime_of(app).caller_cache) == 1
 
 
 async def test_a_change_made_by_another_process_applies_within_the_ttl(
@@ -277,7 +278,7 @@ async def test_a_change_made_by_another_process_applies_within_the_ttl(
     async with LifespanManager(application), client_for(application) as client:
         carol = await new_account(application, client, "carol")
         assert await models_status(client, carol.access_token) == 200
-        async with application.state.sessionmaker.begin() as session:
+        async with runtime_of(application).sessionmaker.begin() as session:
             await session.execute(
                 update(User).where(User.id == uuid.UUID(carol.id)).values(is_active=False)
             )

@@ -11,11 +11,12 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from genai_service.runtime import runtime_of
 from tests.identity import Account, bearer
 
 
 def secret_of(app: FastAPI) -> str:
-    key: str = app.state.settings.secret_key.get_secret_value()
+    key: str = runtime_of(app).settings.secret_key.get_secret_value()
     return key
 
 
@@ -89,7 +90,7 @@ async def test_a_token_for_a_user_that_does_not_exist_is_refused(
 async def test_malformed_credentials_are_401_even_in_anonymous_mode(
     client: httpx.AsyncClient, app: FastAPI, header: str
 ) -> None:
-    assert app.state.settings.allows_anonymous
+    assert runtime_of(app).settings.allows_anonymous
     response = await client.get("/chat", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")

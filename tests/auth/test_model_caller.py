@@ -9,20 +9,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.fakes import ScriptedChatModel
 from tests.identity import Account, bearer
 
 
 def slow_model(app: FastAPI) -> ScriptedChatModel:
-    model = app.state.models.chat(FAKE_CHAT_MODEL)
+    model = runtime_of(app).models.chat(FAKE_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     model.chunk_delay = 0.05
     return model
 
 
 def checked_out_connections(app: FastAPI) -> int:
-    count: int = app.state.engine.pool.checkedout()
+    count: int = runtime_of(app).engine.pool.checkedout()
     return count
 
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from genai_service.models.user import User
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.identity import PASSWORD, settings_with_auth, unique_email
 
@@ -28,7 +29,7 @@ async def test_register_returns_the_user_without_any_password(
     assert body["email"] == email
     assert (body["role"], body["is_active"], body["is_anonymous"]) == ("user", True, False)
     assert PASSWORD not in response.text
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         user = (await session.execute(select(User).where(User.email == email))).scalar_one()
     assert user.hashed_password is not None
     assert user.hashed_password.startswith("$argon2id$")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from genai_service.models.api_key import ApiKey
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.user import User
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import make_settings
 from tests.identity import PASSWORD, bearer, unique_email
@@ -69,7 +70,7 @@ async def test_secrets_never_leak(
     await call("DELETE", f"/api/keys/{key.json()['id']}", headers=headers)
     await call("POST", "/api/auth/logout", json={"refresh_token": second.json()["refresh_token"]})
 
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         user = (await session.execute(select(User).where(User.email == email))).scalar_one()
         digests = [
             *(await session.execute(select(RefreshToken.token_digest))).scalars(),

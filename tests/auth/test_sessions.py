@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from genai_service.kit.db import utcnow
 from genai_service.kit.security import token_digest
 from genai_service.models.refresh_token import RefreshToken
+from genai_service.runtime import runtime_of
 from tests.identity import Account, bearer, login
 
 
@@ -24,7 +25,7 @@ async def me(client: httpx.AsyncClient, access_token: str) -> int:
 
 
 async def stored(app: FastAPI, token: str) -> RefreshToken:
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         result = await session.execute(
             select(RefreshToken).where(RefreshToken.token_digest == token_digest(token))
         )
@@ -76,7 +77,7 @@ async def test_unknown_and_expired_refresh_tokens_are_401(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
     assert (await refresh(client, "not-a-token")).status_code == 401
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.token_digest == token_digest(alice.refresh_token))

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from genai_service.models.conversation import Generation, Message
+from genai_service.runtime import runtime_of
 from tests.conversations.support import ask, messages_of, new_conversation
 from tests.identity import Account
 
@@ -123,7 +124,7 @@ async def test_delete_removes_messages(
     url = f"/api/conversations/{created['id']}"
     assert (await client.delete(url, headers=alice.headers)).status_code == 204
     assert (await client.get(url, headers=alice.headers)).status_code == 404
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
         assert await session.scalar(select(func.count()).select_from(Generation)) == 0
 

@@ -10,8 +10,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from genai_service.app import create_app
+from genai_service.gateway.caller import Caller
 from genai_service.inference.registry import ModelRegistry
 from genai_service.retrieval.sources import DocumentScope, Source
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import FAKE_CHAT_MODEL, client_for
 from tests.conversations.support import (
@@ -32,8 +34,8 @@ class ListedSources:
         self.sources = sources
         self.calls: list[tuple[uuid.UUID, str, DocumentScope]] = []
 
-    async def retrieve(self, owner_id: uuid.UUID, query: str, scope: DocumentScope) -> list[Source]:
-        self.calls.append((owner_id, query, scope))
+    async def retrieve(self, caller: Caller, query: str, scope: DocumentScope) -> list[Source]:
+        self.calls.append((caller.user_id, query, scope))
         return list(self.sources)
 
 
@@ -70,7 +72,7 @@ def retriever(app: FastAPI) -> ListedSources:
         source("Remote work needs a manager's approval.", 0.83, page=2),
     ]
     listed = ListedSources(sources)
-    app.state.source_retriever = listed
+    runtime_of(app).retriever = listed
     return listed
 
 
@@ -84,7 +86,7 @@ async def test_a_document_turn_cites_its_sources(
     best_first = sorted(retriever.sources, key=lambda s: s.score, reverse=True)
     assistant = response.json()["assistant_message"]
     assert assistant["citations"] == [citation(item) for item in best_first]
-    system = app.state.models.chat("fake-chat").requests[-1].messages[0]
+    system = runtime_of(app).models.chat("fake-chat").requests[-1].messages[0]
     assert system.role == "system"
     assert "[1] (handbook.pdf, page 2)\nRemote work needs a manager's approval." in system.content
     assert "[2] (handbook.pdf, page 4)\nHolidays are twenty days a year." in system.content
@@ -125,7 +127,7 @@ async def test_only_sources_that_fit_are_cited(
     assert response.status_code == 201, response.text
     cited = response.json()["assistant_message"]["citations"]
     assert [c["quote"] for c in cited] == ["one two three four five six seven eight"]
-    system = app.state.models.chat(SMALL_CHAT_MODEL).requests[-1].messages[0].content
+    system = runtime_of(app).models.chat(SMALL_CHAT_MODEL).requests[-1].messages[0].content
     assert "nine ten" not in system
 
 

@@ -13,6 +13,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from genai_service.app import create_app
+from genai_service.runtime import runtime_of
 from genai_service.settings import (
     DocumentSettings,
     InferenceSettings,
@@ -58,7 +59,7 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
     )
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=180, shutdown_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 

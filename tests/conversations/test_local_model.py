@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from genai_service.app import create_app
 from genai_service.inference.local.chat_model import LocalChatModel
+from genai_service.runtime import runtime_of
 from genai_service.settings import InferenceSettings, LocalChatSettings, ProviderSettings
 from tests.conftest import make_settings
 from tests.conversations.support import (
@@ -45,12 +46,12 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
     )
     application = create_app(make_settings(tmp_path, database_url, inference=inference))
     async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 
 def local_model(app: FastAPI) -> LocalChatModel:
-    model = app.state.models.chat(MODEL)
+    model = runtime_of(app).models.chat(MODEL)
     assert isinstance(model, LocalChatModel)
     return model
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from genai_service.conversations.prompt import build_prompt
 from genai_service.inference.base import ChatMessage, PromptTooLong
 from genai_service.retrieval.sources import Source
+from genai_service.runtime import runtime_of
 from tests.conversations.support import SMALL_CHAT_MODEL, SMALL_CONTEXT, ask, new_conversation
 from tests.fakes import ScriptedChatModel
 from tests.identity import Account
@@ -96,7 +97,7 @@ async def test_long_conversations_never_exceed_the_context(
             client, alice, conversation["id"], f"tell me about item {number} please", max_tokens=8
         )
         assert response.status_code == 201, response.text
-    model = app.state.models.chat(SMALL_CHAT_MODEL)
+    model = runtime_of(app).models.chat(SMALL_CHAT_MODEL)
     assert len(model.requests) == 12
     for request in model.requests:
         assert model.count_tokens(request.messages) + request.sampling.max_tokens <= SMALL_CONTEXT
@@ -112,7 +113,7 @@ async def test_the_default_reply_budget_fits_small_models(
     conversation = await new_conversation(client, alice, title="Small", model=SMALL_CHAT_MODEL)
     response = await ask(client, alice, conversation["id"], "hello")
     assert response.status_code == 201, response.text
-    request = app.state.models.chat(SMALL_CHAT_MODEL).requests[-1]
+    request = runtime_of(app).models.chat(SMALL_CHAT_MODEL).requests[-1]
     assert request.sampling.max_tokens == SMALL_CONTEXT // 2
     too_many = await ask(client, alice, conversation["id"], "hello", max_tokens=SMALL_CONTEXT)
     assert too_many.status_code == 400

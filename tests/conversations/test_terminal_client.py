@@ -10,6 +10,7 @@ import uuid
 import httpx
 from fastapi import FastAPI
 
+from genai_service.runtime import runtime_of
 from tests.conversations.support import messages_of, new_conversation
 from tests.conversations.test_documents import ListedSources, source
 from tests.identity import Account
@@ -35,7 +36,7 @@ async def test_ask_streams_the_reply_and_lists_the_cited_sources(
     app: FastAPI, client: httpx.AsyncClient, server_url: str, alice: Account
 ) -> None:
     handbook = source("Remote work needs a manager's approval.", 0.83, page=2)
-    app.state.source_retriever = ListedSources([handbook])
+    runtime_of(app).retriever = ListedSources([handbook])
     conversation = await new_conversation(client, alice, title="HR")
 
     code, out, err = await run_cli(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from genai_service.conversations.titles import TitleWriter, clean_title, fallback_title
 from genai_service.inference.base import ProviderError
+from genai_service.runtime import runtime_of
 from tests.conversations.support import new_conversation
 from tests.fakes import FailingChatModel, ScriptedChatModel
 from tests.identity import Account
@@ -30,7 +31,7 @@ async def test_a_failing_model_still_leaves_a_title(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
     conversation = await new_conversation(client, alice)
-    writer = TitleWriter(app.state.sessionmaker, max_tokens=16)
+    writer = TitleWriter(runtime_of(app).sessionmaker, max_tokens=16)
     failing = FailingChatModel(ProviderError("down"))
     await failing.start()
     conversation_id = uuid.UUID(conversation["id"])

@@ -21,6 +21,7 @@ from genai_service.models.conversation import (
     Message,
     MessageRole,
 )
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import client_for, second_process
 from tests.conversations.support import (
@@ -84,7 +85,7 @@ async def test_history_and_system_prompt_reach_the_model(
     conversation = await new_conversation(client, alice, title="T", system_prompt="Be brief.")
     await ask(client, alice, conversation["id"], "first")
     await ask(client, alice, conversation["id"], "second", max_tokens=3, temperature=0, seed=7)
-    request = app.state.models.chat("fake-chat").requests[-1]
+    request = runtime_of(app).models.chat("fake-chat").requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [
         ("system", "Be brief."),
         ("user", "first"),
@@ -193,7 +194,7 @@ async def test_an_untitled_conversation_gets_a_title(
         await asyncio.sleep(0.02)
     assert title
     assert len(title.split()) <= 8
-    title_request = app.state.models.chat("fake-chat").requests[-1]
+    title_request = runtime_of(app).models.chat("fake-chat").requests[-1]
     assert "plan a trip to Rome" in title_request.messages[-1].content
     # A title, once there, is not replaced by later turns.
     await ask(client, alice, conversation["id"], "and Naples")
@@ -207,7 +208,7 @@ async def test_a_titled_conversation_keeps_its_title(
     conversation = await new_conversation(client, alice, title="Mine")
     await ask(client, alice, conversation["id"], "hello")
     await asyncio.sleep(0.1)
-    assert len(app.state.models.chat("fake-chat").requests) == 1
+    assert len(runtime_of(app).models.chat("fake-chat").requests) == 1
     url = f"/api/conversations/{conversation['id']}"
     assert (await client.get(url, headers=alice.headers)).json()["title"] == "Mine"
 
@@ -232,7 +233,7 @@ async def add_stale_generation(
 ) -> None:
     """A generation left `running` by another server: by default one an hour past its deadline
     (and with no heartbeat, as written before heartbeats existed)."""
-    async with app.state.sessionmaker.begin() as session:
+    async with runtime_of(app).sessionmaker.begin() as session:
         question = Message(
             conversation_id=uuid.UUID(conversation_id), role=MessageRole.USER, content="lost"
         )
@@ -260,7 +261,7 @@ async def test_stale_running_generations_are_failed(
     await add_stale_generation(app, conversation["id"], alice)
     response = await ask(client, alice, conversation["id"], "after the restart")
     assert response.status_code == 201, response.text
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         rows = (await session.execute(select(Generation))).scalars().all()
     statuses = sorted(row.status.value for row in rows)
     assert statuses == ["completed", "completed", "failed"]
@@ -278,7 +279,7 @@ async def test_a_restarted_server_fails_stale_generations(
     await add_stale_generation(app, conversation["id"], alice)
     async for restarted in started_app(second_process(settings)):
         for _ in range(200):
-            async with restarted.state.sessionmaker() as session:
+            async with runtime_of(restarted).sessionmaker() as session:
                 row = (await session.execute(select(Generation))).scalar_one()
             if row.status is not GenerationStatus.RUNNING:
                 break
@@ -290,7 +291,7 @@ async def test_stale_generations_are_failed_on_request(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
     conversation = await new_conversation(client, alice, title="Crash")
-    async with app.state.sessionmaker.begin() as session:
+    async with runtime_of(app).sessionmaker.begin() as session:
         question = Message(
             conversation_id=uuid.UUID(conversation["id"]), role=MessageRole.USER, content="lost"
         )
@@ -303,9 +304,9 @@ async def test_stale_generations_are_failed_on_request(
             "model": "fake-chat",
         }
         session.add(Generation(**fresh, deadline_at=utcnow() - timedelta(hours=1)))
-    assert await app.state.generation_runner.fail_stale() == 1
-    assert await app.state.generation_runner.fail_stale() == 0
-    async with app.state.sessionmaker() as session:
+    assert await runtime_of(app).generations.fail_stale() == 1
+    assert await runtime_of(app).generations.fail_stale() == 0
+    async with runtime_of(app).sessionmaker() as session:
         row = (await session.execute(select(Generation))).scalar_one()
     assert row.status is GenerationStatus.FAILED
     assert row.assistant_message_id is not None
@@ -314,7 +315,7 @@ async def test_stale_generations_are_failed_on_request(
 async def test_a_reply_past_its_deadline_fails(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
-    app.state.settings.conversations.generation_deadline_seconds = 0.3
+    runtime_of(app).settings.conversations.generation_deadline_seconds = 0.3
     conversation = await new_conversation(client, alice, title="Slow", model=SLOW_CHAT_MODEL)
     response = await ask(client, alice, conversation["id"], "long one")
     assert response.status_code == 502
@@ -372,12 +373,12 @@ async def test_the_runner_renews_the_heartbeat_of_what_it_writes(
             account = await new_account(app, http, "alice")
             conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
-            await wait_until(partial(one_running, app.state.generation_runner))
-            async with app.state.sessionmaker() as session:
+            await wait_until(partial(one_running, runtime_of(app).generations))
+            async with runtime_of(app).sessionmaker() as session:
                 started = (await session.execute(select(Generation))).scalar_one()
             await asyncio.sleep(0.5)  # longer than the liveness: only renewals keep it alive
-            assert await app.state.generation_runner.fail_stale() == 0
-            async with app.state.sessionmaker() as session:
+            assert await runtime_of(app).generations.fail_stale() == 0
+            async with runtime_of(app).sessionmaker() as session:
                 renewed = (await session.execute(select(Generation))).scalar_one()
             assert renewed.status is GenerationStatus.RUNNING
             assert started.heartbeat_at is not None
@@ -394,8 +395,8 @@ async def test_a_reply_given_up_meanwhile_is_not_stored(
     process stalled past the liveness period): the late reply must not be stored beside it."""
     conversation = await new_conversation(client, alice, title="Given up", model=SLOW_CHAT_MODEL)
     pending = asyncio.create_task(ask(client, alice, conversation["id"], "long one"))
-    await wait_until(partial(one_running, app.state.generation_runner))
-    async with app.state.sessionmaker.begin() as session:
+    await wait_until(partial(one_running, runtime_of(app).generations))
+    async with runtime_of(app).sessionmaker.begin() as session:
         generation = (await session.execute(select(Generation))).scalar_one()
         generation.status = GenerationStatus.FAILED
     response = await pending

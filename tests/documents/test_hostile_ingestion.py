@@ -24,6 +24,7 @@ from genai_service.documents.worker import ingestion_context
 from genai_service.inference.registry import ModelRegistry
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.retrieval.vector_store import VectorStore
+from genai_service.runtime import runtime_of
 from genai_service.settings import DocumentSettings, Settings
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, client_for, make_settings
 from tests.documents.samples import TEXT, pdf_amplifier, upload, wait_for_final
@@ -55,7 +56,7 @@ def documents_settings(tmp_path: Path, database_url: str, **documents: Any) -> S
 
 
 def store_of(app: FastAPI) -> VectorStore:
-    store: VectorStore = app.state.vector_store
+    store: VectorStore = runtime_of(app).vector_store
     return store
 
 
@@ -101,7 +102,7 @@ async def test_cancel_and_delete_stop_ingestion_mid_tokenizing_within_a_second(
         await wait_until(lambda: model.stopped_at is not None, within=1.0)
         assert model.stopped_at is not None
         assert model.stopped_at - answered < 1.0
-        await wait_until(lambda: not app.state.ingestion_runner.running_jobs, within=5)
+        await wait_until(lambda: not runtime_of(app).ingestion.running_jobs, within=5)
         assert await store_of(app).count(uuid.UUID(document_id)) == 0
         if action == "delete":
             assert not list(settings.documents_dir.glob(f"{document_id}*"))
@@ -203,7 +204,7 @@ async def test_uploads_past_the_users_queued_bytes_get_429(
         assert (await upload(client, alice, b"!")).status_code == 202
 
         # A retry queues the document's bytes again: it is held to the same limit.
-        async with app.state.sessionmaker() as session:
+        async with runtime_of(app).sessionmaker() as session:
             await session.execute(
                 update(Document)
                 .where(Document.id == uuid.UUID(second))

@@ -23,6 +23,7 @@ from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.retrieval.vector_store import QdrantVectorStore
+from genai_service.runtime import runtime_of
 from genai_service.settings import DocumentSettings, LocalEmbeddingSettings, Settings
 from tests.conftest import client_for, make_settings
 from tests.documents.samples import HTML, MARKDOWN, TEXT, pdf_with_pages, upload, wait_for_final
@@ -46,7 +47,7 @@ async def minilm_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI
     )
     application = create_app(settings, models=real_embedding_models())
     async with LifespanManager(application, startup_timeout=120):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from genai_service.app import create_app
 from genai_service.retrieval.vector_store import VectorStore
+from genai_service.runtime import runtime_of
 from genai_service.settings import DocumentSettings, Settings
 from tests.conftest import client_for, make_fake_models, make_settings
 from tests.documents.samples import (
@@ -42,7 +43,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 def store_of(app: FastAPI) -> VectorStore:
-    store: VectorStore = app.state.vector_store
+    store: VectorStore = runtime_of(app).vector_store
     return store
 
 
@@ -78,7 +79,7 @@ async def test_upload_is_accepted_then_indexed(
     assert await store_of(app).count(uuid.UUID(body["id"])) == done["chunk_count"]
 
     # Stored under a generated name: the client's filename never becomes a path.
-    stored = sorted(p.name for p in (app.state.settings.documents_dir).iterdir())
+    stored = sorted(p.name for p in (runtime_of(app).settings.documents_dir).iterdir())
     assert stored == [f"{body['id']}.txt", f"{body['id']}.upload"]
 
     text = await client.get(f"/api/documents/{body['id']}/text", headers=alice.headers)
@@ -131,7 +132,7 @@ async def test_an_executable_named_pdf_is_415(
     response = await upload(client, alice, ELF_EXECUTABLE, "report.pdf", "application/pdf")
     assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
-    assert not any(app.state.settings.documents_dir.iterdir())
+    assert not any(runtime_of(app).settings.documents_dir.iterdir())
 
 
 async def test_an_empty_file_is_400(client: httpx.AsyncClient, alice: Account) -> None:
@@ -224,7 +225,7 @@ async def test_delete_removes_file_text_and_vectors(
     response = await client.delete(f"/api/documents/{document_id}", headers=alice.headers)
     assert response.status_code == 204
     assert await store_of(app).count(uuid.UUID(document_id)) == 0
-    assert not any(app.state.settings.documents_dir.glob(f"{document_id}*"))
+    assert not any(runtime_of(app).settings.documents_dir.glob(f"{document_id}*"))
     gone = await client.get(f"/api/documents/{document_id}", headers=alice.headers)
     assert gone.status_code == 404
     assert await search(client, alice, "keeper trims the wick") == []
@@ -261,7 +262,7 @@ async def app_without_runner(tmp_path: Path, database_url: str) -> AsyncIterator
     )
     application = create_app(settings, models=make_fake_models())
     async with LifespanManager(application, startup_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 
@@ -290,7 +291,7 @@ async def test_uploads_over_the_limit_are_413(tmp_path: Path, database_url: str)
     )
     application = create_app(settings, models=make_fake_models())
     async with LifespanManager(application, startup_timeout=60), client_for(application) as client:
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         account = await new_account(application, client, "dave")
         # Just over the document limit: refused by the upload itself.
         response = await upload(client, account, b"x" * 1001)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from genai_service.documents.repository import DocumentRepository
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.storage import DocumentStorage
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.kit.db import create_engine, create_sessionmaker, utcnow
 from genai_service.migrations import upgrade_database
 from genai_service.models.document import Document, DocumentStatus
@@ -176,6 +177,7 @@ async def test_a_job_that_keeps_killing_its_runner_fails_after_max_attempts(
     runner = IngestionRunner(
         sessionmaker=sessionmaker,
         models=models,
+        gateway=ModelGateway(models),
         store=store,
         storage=DocumentStorage(tmp_path / "documents"),
         settings=settings.documents,

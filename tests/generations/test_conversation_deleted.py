@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from genai_service.models.conversation import Generation, Message
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import client_for, second_process
 from tests.conversations.support import (
@@ -34,23 +35,23 @@ DELETED = "conversation-deleted"
 
 
 def slow_model(app: FastAPI) -> ScriptedChatModel:
-    model = app.state.models.chat(SLOW_CHAT_MODEL)
+    model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     return model
 
 
 def replying(app: FastAPI) -> bool:
-    running: int = app.state.generation_runner.running
+    running: int = runtime_of(app).generations.running
     return running == 1 and slow_model(app).chunks_sent >= 2
 
 
 def idle(app: FastAPI) -> bool:
-    running: int = app.state.generation_runner.running
+    running: int = runtime_of(app).generations.running
     return running == 0
 
 
 async def rows_left(app: FastAPI) -> tuple[int, int]:
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         generations = await session.scalar(select(func.count()).select_from(Generation))
         messages = await session.scalar(select(func.count()).select_from(Message))
     return generations or 0, messages or 0

@@ -15,9 +15,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from genai_service.generations.orphans import INTERRUPTED
+from genai_service.conversations.replies import INTERRUPTED
 from genai_service.kit.db import utcnow
 from genai_service.models.conversation import Generation, GenerationStatus, Message, MessageRole
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import client_for, second_process
 from tests.conversations.support import (
@@ -56,7 +57,7 @@ async def add_orphan(
 ) -> uuid.UUID:
     """A running generation as a killed process leaves it: its question stored, its deadline
     far off, its heartbeat last renewed `heartbeat_ago`."""
-    async with app.state.sessionmaker.begin() as session:
+    async with runtime_of(app).sessionmaker.begin() as session:
         question = Message(
             conversation_id=uuid.UUID(conversation_id), role=MessageRole.USER, content="lost"
         )
@@ -75,7 +76,7 @@ async def add_orphan(
 
 
 async def status_of(app: FastAPI, generation_id: uuid.UUID) -> GenerationStatus:
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         generation = await session.get(Generation, generation_id)
     assert generation is not None
     return generation.status
@@ -122,13 +123,13 @@ async def test_cancelling_an_orphan_before_the_sweep_stores_it_cancelled(
 
 
 def slow_model(app: FastAPI) -> ScriptedChatModel:
-    model = app.state.models.chat(SLOW_CHAT_MODEL)
+    model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     return model
 
 
 def replying(app: FastAPI) -> bool:
-    running: int = app.state.generation_runner.running
+    running: int = runtime_of(app).generations.running
     return running == 1 and slow_model(app).chunks_sent >= 2
 
 
@@ -147,7 +148,7 @@ async def test_a_live_writer_in_another_process_is_never_given_up(
             conversation = await new_conversation(http, alice, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, alice, conversation["id"], "long one"))
             await wait_until(partial(replying, writer), within=10)
-            async with writer.state.sessionmaker() as session:
+            async with runtime_of(writer).sessionmaker() as session:
                 live_id = (await session.execute(select(Generation.id))).scalar_one()
             other = await new_conversation(client, alice, title="Dead")
             dead_id = await add_orphan(app, other["id"], alice, heartbeat_ago=timedelta(0))
@@ -176,7 +177,7 @@ async def test_a_generation_ended_elsewhere_stops_its_writer(
             conversation = await new_conversation(http, alice, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, alice, conversation["id"], "long one"))
             await wait_until(partial(replying, writer), within=10)
-            async with writer.state.sessionmaker.begin() as session:
+            async with runtime_of(writer).sessionmaker.begin() as session:
                 await session.execute(
                     update(Generation).values(status=GenerationStatus.FAILED, finished_at=utcnow())
                 )

@@ -11,6 +11,7 @@ from functools import partial
 import httpx
 from fastapi import FastAPI
 
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import client_for, second_process
 from tests.conversations.support import (
@@ -140,7 +141,7 @@ async def test_last_event_id_resumes_exactly_the_missing_events(
 async def test_events_expire_after_the_retention(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
-    app.state.generation_events.retention_seconds = 0.0
+    runtime_of(app).events.retention_seconds = 0.0
     conversation = await new_conversation(client, alice, title="Old")
     turn = (await ask(client, alice, conversation["id"], "hello")).json()
     response = await client.get(
@@ -184,7 +185,7 @@ async def test_cancel_stores_the_partial_reply(
 async def test_idle_streams_get_heartbeats(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
-    app.state.settings.conversations.heartbeat_seconds = 0.01
+    runtime_of(app).settings.conversations.heartbeat_seconds = 0.01
     conversation = await new_conversation(client, alice, title="Beat", model=SLOW_CHAT_MODEL)
     response = await ask(client, alice, conversation["id"], "slowly", stream=True, max_tokens=5)
     events, heartbeats = parse_sse(response.text)
@@ -212,9 +213,9 @@ async def test_deleting_a_conversation_cancels_its_generation(
 
 def replying(app: FastAPI) -> bool:
     """One generation runs and has produced some text."""
-    model = app.state.models.chat(SLOW_CHAT_MODEL)
+    model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
-    running: int = app.state.generation_runner.running
+    running: int = runtime_of(app).generations.running
     return running == 1 and model.chunks_sent >= 2
 
 

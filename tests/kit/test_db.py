@@ -5,8 +5,8 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from genai_service.kit.db import SessionDep
 from genai_service.kit.errors import Conflict
+from genai_service.runtime import SessionDep, runtime_of
 
 router = APIRouter(prefix="/probe/notes")
 
@@ -28,14 +28,14 @@ async def add_two_notes(body: str, session: SessionDep) -> dict[str, int]:
 
 @pytest.fixture
 async def notes_app(app: FastAPI) -> FastAPI:
-    async with app.state.engine.begin() as connection:
+    async with runtime_of(app).engine.begin() as connection:
         await connection.execute(text("CREATE TABLE probe_notes (body VARCHAR(50) UNIQUE)"))
     app.include_router(router)
     return app
 
 
 async def stored_notes(app: FastAPI) -> list[str]:
-    async with app.state.engine.connect() as connection:
+    async with runtime_of(app).engine.connect() as connection:
         rows = await connection.execute(text("SELECT body FROM probe_notes ORDER BY body"))
         return [row[0] for row in rows]
 
@@ -68,7 +68,7 @@ async def test_datetimes_come_back_timezone_aware(app: FastAPI) -> None:
 
     column = UTCDateTime()
     stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    dialect = app.state.engine.dialect
+    dialect = runtime_of(app).engine.dialect
     stored = column.process_bind_param(stamp, dialect)
     assert stored is not None
     naive = stored.replace(tzinfo=None)

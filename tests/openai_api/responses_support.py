@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from genai_service.app import create_app
 from genai_service.inference.base import ProviderError
 from genai_service.inference.registry import ModelRegistry
+from genai_service.runtime import runtime_of
 from genai_service.settings import Settings
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL
 from tests.fakes import FailingChatModel, FakeEmbeddingModel, ScriptedChatModel
@@ -51,12 +52,12 @@ def responses_models() -> ModelRegistry:
 async def started_app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings, models=responses_models())
     async with LifespanManager(application, startup_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 
 def fake_model(app: FastAPI, name: str = FAKE_CHAT_MODEL) -> ScriptedChatModel:
-    model = app.state.models.chat(name)
+    model = runtime_of(app).models.chat(name)
     assert isinstance(model, ScriptedChatModel)
     return model
 

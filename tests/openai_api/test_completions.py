@@ -9,12 +9,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.fakes import ScriptedChatModel
 
 
 def model_of(app: FastAPI) -> ScriptedChatModel:
-    model = app.state.models.chat(FAKE_CHAT_MODEL)
+    model = runtime_of(app).models.chat(FAKE_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     return model
 

@@ -16,6 +16,7 @@ from openai.types import completion_create_params as legacy_params
 from openai.types.chat import completion_create_params as chat_params
 
 from genai_service.inference.base import ChatRequest, ForcedTool, JsonOutput, Tool
+from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.fakes import ScriptedChatModel
 
@@ -95,7 +96,7 @@ def test_every_field_of_the_sdk_is_classified() -> None:
 
 
 def model_of(app: FastAPI) -> ScriptedChatModel:
-    model = app.state.models.chat(FAKE_CHAT_MODEL)
+    model = runtime_of(app).models.chat(FAKE_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     return model
 

@@ -17,6 +17,7 @@ from transformers import AutoTokenizer
 from genai_service.app import create_app
 from genai_service.inference.embeddings import LocalEmbeddingModel, default_model_path
 from genai_service.inference.registry import ModelRegistry
+from genai_service.runtime import runtime_of
 from genai_service.settings import LocalEmbeddingSettings
 from tests.conftest import FAKE_EMBEDDING_MODEL, client_for, make_settings
 from tests.fakes import FakeEmbeddingModel
@@ -30,7 +31,7 @@ def words(count: int, prefix: str = "w") -> str:
 
 
 def fake_model(app: FastAPI) -> FakeEmbeddingModel:
-    model = app.state.models.embedding(FAKE_EMBEDDING_MODEL)
+    model = runtime_of(app).models.embedding(FAKE_EMBEDDING_MODEL)
     assert isinstance(model, FakeEmbeddingModel)
     return model
 
@@ -94,7 +95,7 @@ async def test_truncate_embeds_what_the_model_reads(client: httpx.AsyncClient) -
 
 
 async def test_the_token_limit_of_a_request(client: httpx.AsyncClient, app: FastAPI) -> None:
-    app.state.settings.inference.max_embedding_request_tokens = 50
+    runtime_of(app).settings.inference.max_embedding_request_tokens = 50
     five_tokens = "a b c"
     assert (await embed(client, [five_tokens] * 10)).status_code == 200
     calls = len(fake_model(app).calls)
@@ -115,7 +116,7 @@ async def minilm_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI
     )
     application = create_app(make_settings(tmp_path, database_url), models=models)
     async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
-        await application.state.models.start()
+        await runtime_of(application).models.start()
         yield application
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from genai_service.inference.base import ChatMessage
 from genai_service.models.response import StoredResponse
+from genai_service.runtime import runtime_of
 from genai_service.settings import AuthSettings, Settings
 from tests.conftest import client_for, make_settings
 from tests.identity import Account
@@ -31,7 +32,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 async def stored_count(app: FastAPI) -> int:
-    async with app.state.sessionmaker() as session:
+    async with runtime_of(app).sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(StoredResponse)) or 0)
 
 

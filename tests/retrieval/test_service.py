@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.registry import ModelRegistry
 from genai_service.retrieval.service import RetrievalService
 from genai_service.retrieval.sources import Source, SourceRetriever
@@ -46,16 +48,17 @@ async def test_retrieve_returns_the_owners_best_sources(
         await store.mark_searchable(who, which)
 
     retriever: SourceRetriever = RetrievalService(
-        models, store, RetrievalSettings(k=2, score_threshold=0.3)
+        ModelGateway(models), store, RetrievalSettings(k=2, score_threshold=0.3)
     )
-    sources = await retriever.retrieve(owner, "the moon and tides", "all")
+    caller = Caller(owner)
+    sources = await retriever.retrieve(caller, "the moon and tides", "all")
     assert 1 <= len(sources) <= 2
     assert all(isinstance(s, Source) for s in sources)
     assert all(s.document_id == document and s.filename == "notes.md" for s in sources)
     assert all(s.score >= 0.3 for s in sources)
     assert [s.score for s in sources] == sorted((s.score for s in sources), reverse=True)
     assert "bread needs yeast" not in {s.text for s in sources}
-    assert await retriever.retrieve(owner, "the moon and tides", [others_document]) == []
-    assert await retriever.retrieve(owner, "the moon and tides", []) == []
-    scoped = await retriever.retrieve(owner, "the moon and tides", [document])
+    assert await retriever.retrieve(caller, "the moon and tides", [others_document]) == []
+    assert await retriever.retrieve(caller, "the moon and tides", []) == []
+    scoped = await retriever.retrieve(caller, "the moon and tides", [document])
     assert [s.chunk_index for s in scoped] == [s.chunk_index for s in sources]

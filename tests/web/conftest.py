@@ -24,6 +24,7 @@ from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_pla
 from genai_service.app import create_app
 from genai_service.inference.base import ChatChunk, ChatRequest, ProviderError
 from genai_service.inference.registry import ModelRegistry
+from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, make_settings
 from tests.conversations.support import serve
 from tests.fakes import FakeEmbeddingModel, ScriptedChatModel
@@ -113,7 +114,7 @@ async def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     )
     app = create_app(settings, models=models)
     async with LifespanManager(app, startup_timeout=60):
-        await app.state.models.start()
+        await runtime_of(app).models.start()
         async for url in serve(app):
             yield url
 

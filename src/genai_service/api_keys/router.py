@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, status
 from genai_service.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from genai_service.api_keys.service import ApiKeyService
 from genai_service.auth.dependencies import CallerCacheDep, SignedInUser
-from genai_service.kit.db import SessionDep
 from genai_service.kit.pagination import Page, PaginationDep
+from genai_service.runtime import SessionDep
 
 router = APIRouter(prefix="/api/keys", tags=["api keys"])
 

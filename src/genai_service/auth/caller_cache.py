@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.auth.principal import Principal
 from genai_service.kit.db import after_commit, utcnow
-from genai_service.models.user import User
 
 Check = Callable[[], Awaitable[Principal]]
 Clock = Callable[[], float]
@@ -40,7 +39,7 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    user: User
+    principal: Principal
     expires: float
     """On the cache's monotonic clock."""
 
@@ -53,22 +52,22 @@ class CallerCache:
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._checks: dict[str, asyncio.Task[User]] = {}
+        self._checks: dict[str, asyncio.Task[Principal]] = {}
         self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def user_for(self, credential: str, check: Check) -> User:
-        """The user `credential` stands for: from the cache, or from `check` (which raises if the
+    async def principal_for(self, credential: str, check: Check) -> Principal:
+        """Who `credential` stands for: from the cache, or from `check` (which raises if the
         credential is refused). `credential` is any string naming the caller."""
         if self._ttl <= 0:
-            return (await check()).user
+            return await check()
         key = hashlib.sha256(credential.encode()).hexdigest()
         entry = self._entries.get(key)
         if entry is not None:
             if entry.expires > self._clock():
-                return entry.user
+                return entry.principal
             del self._entries[key]
         task = self._checks.get(key)
         if task is None:
@@ -87,15 +86,15 @@ class CallerCache:
         self._epoch += 1
         self._checks.clear()  # later requests start a check of their own
         self._entries = {
-            key: entry for key, entry in self._entries.items() if entry.user.id != user_id
+            key: entry for key, entry in self._entries.items() if entry.principal.user.id != user_id
         }
 
-    async def _check_and_store(self, key: str, check: Check) -> User:
+    async def _check_and_store(self, key: str, check: Check) -> Principal:
         epoch = self._epoch
         principal = await check()
         if epoch == self._epoch:
             self._store(key, principal)
-        return principal.user
+        return principal
 
     def _store(self, key: str, principal: Principal) -> None:
         now = self._clock()
@@ -109,9 +108,9 @@ class CallerCache:
             self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
             while len(self._entries) >= self._max_entries:  # still full: the oldest go first
                 del self._entries[next(iter(self._entries))]
-        self._entries[key] = _Entry(principal.user, expires)
+        self._entries[key] = _Entry(principal, expires)
 
-    def _check_finished(self, key: str, task: asyncio.Task[User]) -> None:
+    def _check_finished(self, key: str, task: asyncio.Task[Principal]) -> None:
         if self._checks.get(key) is task:
             del self._checks[key]
         if not task.cancelled():

@@ -12,9 +12,9 @@ from genai_service.auth.errors import InvalidCredentials
 from genai_service.auth.principal import Principal
 from genai_service.auth.repository import RefreshTokenRepository
 from genai_service.auth.tokens import AccessTokenCodec, InvalidAccessToken
+from genai_service.auth.user_repository import UserRepository
 from genai_service.kit.db import utcnow
 from genai_service.models.user import ANONYMOUS_USER_ID, User
-from genai_service.users.repository import UserRepository
 
 
 class CredentialVerifier:

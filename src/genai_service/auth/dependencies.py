@@ -23,8 +23,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import HTTPConnection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.auth.caller_cache import CallerCache
 from genai_service.auth.credentials import CredentialVerifier
@@ -33,9 +32,9 @@ from genai_service.auth.principal import Principal
 from genai_service.auth.service import AuthService
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.auth.tokens import AccessTokenCodec
-from genai_service.kit.db import SessionDep
 from genai_service.kit.errors import AppError, Forbidden
 from genai_service.models.user import User
+from genai_service.runtime import Runtime, RuntimeDep, SessionDep, SettingsDep
 from genai_service.settings import Settings
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105  # nosec B105  # a path, not a secret
@@ -78,13 +77,6 @@ async def bearer_credential(
     return credential
 
 
-async def _settings_of(request: Request) -> Settings:
-    """The app's settings, like `SettingsDep`, without a thread-pool hop."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettings = Annotated[Settings, Depends(_settings_of)]
 Credential = Annotated[str | None, Depends(bearer_credential)]
 
 
@@ -98,7 +90,7 @@ async def _verify(session: AsyncSession, settings: Settings, credential: str | N
 
 
 async def get_principal(
-    session: SessionDep, settings: AppSettings, credential: Credential
+    session: SessionDep, settings: SettingsDep, credential: Credential
 ) -> Principal:
     return await _verify(session, settings, credential)
 
@@ -113,10 +105,8 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-async def verify_outside_request_session(
-    connection: HTTPConnection, credential: str | None
-) -> User:
-    """The user `credential` stands for, checked in a short session committed and closed at once.
+async def verify_outside_request_session(runtime: Runtime, credential: str | None) -> Principal:
+    """Who `credential` stands for, checked in a short session committed and closed at once.
 
     For requests that outlast their database work (a generation can take minutes) and for
     WebSockets: they hold no connection while they wait. Verifying can write (an API key's
@@ -124,20 +114,24 @@ async def verify_outside_request_session(
     A credential checked a moment ago is not checked again (`CallerCache`): treat the user as
     read-only.
     """
-    settings: Settings = connection.app.state.settings
-    sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
-    callers: CallerCache = connection.app.state.caller_cache
 
     async def check() -> Principal:
-        async with sessionmaker.begin() as session:
-            return await _verify(session, settings, credential)
+        async with runtime.sessionmaker.begin() as session:
+            return await _verify(session, runtime.settings, credential)
 
-    return await callers.user_for(credential or ANONYMOUS_CREDENTIAL, check)
+    return await runtime.caller_cache.principal_for(credential or ANONYMOUS_CREDENTIAL, check)
 
 
-async def get_model_caller(request: Request, credential: Credential) -> User:
+async def get_model_principal(runtime: RuntimeDep, credential: Credential) -> Principal:
     """Who calls a route that runs a model, checked outside the request's session."""
-    return await verify_outside_request_session(request, credential)
+    return await verify_outside_request_session(runtime, credential)
+
+
+ModelPrincipal = Annotated[Principal, Depends(get_model_principal)]
+
+
+async def get_model_caller(principal: ModelPrincipal) -> User:
+    return principal.user
 
 
 ModelCaller = Annotated[User, Depends(get_model_caller)]
@@ -170,31 +164,28 @@ async def get_admin_user(user: SignedInUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
-async def get_login_throttle(request: Request) -> LoginThrottle:
-    throttle: LoginThrottle = request.app.state.login_throttle
-    return throttle
+async def get_login_throttle(runtime: RuntimeDep) -> LoginThrottle:
+    return runtime.login_throttle
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 
 
-async def get_caller_cache(request: Request) -> CallerCache:
-    callers: CallerCache = request.app.state.caller_cache
-    return callers
+async def get_caller_cache(runtime: RuntimeDep) -> CallerCache:
+    return runtime.caller_cache
 
 
 CallerCacheDep = Annotated[CallerCache, Depends(get_caller_cache)]
 
 
-async def get_session_keeping_refusals(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session_keeping_refusals(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """Like `kit.db.SessionDep`, but an `AppError` commits instead of rolling back.
 
     For token refresh only: detecting a reused refresh token revokes its family *and* answers
     401, and the revocation must outlive the refusal. Refresh writes nothing else before it
     refuses, so committing on an `AppError` keeps exactly that.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with runtime.sessionmaker() as session:
         try:
             yield session
         except AppError:
@@ -223,14 +214,14 @@ def _auth_service(
 
 
 async def get_auth_service(
-    session: SessionDep, settings: AppSettings, throttle: LoginThrottleDep, callers: CallerCacheDep
+    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep, callers: CallerCacheDep
 ) -> AuthService:
     return _auth_service(session, settings, throttle, callers)
 
 
 async def get_refresh_auth_service(
     session: RefreshSessionDep,
-    settings: AppSettings,
+    settings: SettingsDep,
     throttle: LoginThrottleDep,
     callers: CallerCacheDep,
 ) -> AuthService:

@@ -1,4 +1,5 @@
-"""`/api/auth`: register, log in (OAuth2 password flow), refresh, log out. All public.
+"""`/api/auth`: log in (OAuth2 password flow), refresh, log out. All public (registering an
+account is the users' router's, at `/api/auth/register`).
 
 Logout needs no access token: the refresh token it ends is proof enough, and a client whose
 access token has expired can still end its session.
@@ -13,18 +14,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from genai_service.auth.dependencies import AuthServiceDep, RefreshAuthServiceDep
 from genai_service.auth.schemas import RefreshRequest, TokenPair
-from genai_service.users.dependencies import UserServiceDep
-from genai_service.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Invalid credentials"}}
-
-
-@router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
-async def register(body: UserCreate, service: UserServiceDep) -> UserRead:
-    """Create an account. Every broken password rule is listed in the 422."""
-    return UserRead.model_validate(await service.register(body))
 
 
 @router.post("/token", responses={**UNAUTHORIZED, 429: {"description": "Too many failures"}})

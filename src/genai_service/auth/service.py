@@ -15,11 +15,11 @@ from genai_service.auth.repository import RefreshTokenRepository
 from genai_service.auth.schemas import TokenPair
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.auth.tokens import AccessTokenCodec
+from genai_service.auth.user_repository import UserRepository
 from genai_service.kit.db import utcnow
 from genai_service.kit.security import new_opaque_token, token_digest
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.user import User
-from genai_service.users.repository import UserRepository
 
 if TYPE_CHECKING:
     from genai_service.auth.caller_cache import CallerCache

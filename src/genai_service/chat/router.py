@@ -5,21 +5,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from genai_service.auth.dependencies import get_model_caller
 from genai_service.chat.service import ChatService
-from genai_service.inference.dependencies import ModelsDep
+from genai_service.gateway.dependencies import ModelRouteCaller
+from genai_service.inference.dependencies import GatewayDep
 
 # Any caller, the anonymous user included when anonymous mode is on; checked before the model
 # runs, in a session that is closed by then.
-router = APIRouter(tags=["chat"], dependencies=[Depends(get_model_caller)])
+router = APIRouter(tags=["chat"])
 
 
 class Statement(BaseModel):
     statement: str
 
 
-async def get_chat_service(models: ModelsDep) -> ChatService:
-    return ChatService(models)
+async def get_chat_service(gateway: GatewayDep, caller: ModelRouteCaller) -> ChatService:
+    return ChatService(gateway, caller)
 
 
 @router.get("/chat")

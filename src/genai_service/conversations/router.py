@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.sse import EventSourceResponse
 
-from genai_service.auth.dependencies import CurrentUser, ModelCaller
+from genai_service.auth.dependencies import CurrentUser
 from genai_service.conversations.dependencies import (
     ConversationServiceDep,
     TurnServiceDep,
@@ -22,10 +22,11 @@ from genai_service.conversations.schemas import (
     TurnRead,
 )
 from genai_service.conversations.websocket import router as websocket_router
+from genai_service.gateway.dependencies import ModelRouteCaller
 from genai_service.generations.dependencies import EventLogDep
 from genai_service.generations.sse import GENERATION_ID_HEADER, NO_BUFFERING, sse_stream
 from genai_service.kit.pagination import Page, PaginationDep
-from genai_service.settings import SettingsDep
+from genai_service.runtime import SettingsDep
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 router.include_router(websocket_router)
@@ -109,7 +110,7 @@ async def list_messages(
 async def send_message(
     conversation_id: uuid.UUID,
     body: TurnCreate,
-    user: ModelCaller,
+    caller: ModelRouteCaller,
     turns: TurnServiceDep,
     events: EventLogDep,
     settings: SettingsDep,
@@ -117,7 +118,7 @@ async def send_message(
     """Ask in the conversation. The question is stored at once and the server writes the reply
     even if the client goes away; `stream: true` streams it as SSE (`generation`, `delta`...,
     then `done` or `error`), resumable at `/api/generations/{id}/events`."""
-    started = await turns.start(user, conversation_id, body)
+    started = await turns.start(caller, conversation_id, body)
     if not body.stream:
         return await turns.wait(started)
     stream = sse_stream(

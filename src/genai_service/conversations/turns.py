@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from genai_service.conversations.prompt import Prompt, build_prompt
 from genai_service.conversations.repository import ConversationRepository, MessageRepository
 from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
+from genai_service.gateway.caller import Caller
 from genai_service.generations.events import EventLog, GenerationEvent
+from genai_service.generations.plan import GenerationPlan
 from genai_service.generations.repository import GenerationRepository
 from genai_service.generations.runner import (
     CONVERSATION_DELETED,
-    GenerationPlan,
     GenerationRunner,
 )
 from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
@@ -33,7 +34,6 @@ from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import BadGateway, Conflict, NotFound
 from genai_service.models.conversation import Conversation, Generation, Message, MessageRole
-from genai_service.models.user import User
 from genai_service.retrieval.sources import (
     DocumentScope,
     DocumentsUnavailable,
@@ -104,9 +104,11 @@ class TurnService:
         self.retriever = retriever
         self.settings = settings
 
-    async def start(self, owner: User, conversation_id: uuid.UUID, turn: TurnCreate) -> StartedTurn:
+    async def start(
+        self, caller: Caller, conversation_id: uuid.UUID, turn: TurnCreate
+    ) -> StartedTurn:
         """Store the user message and start the reply; 409 while another reply is running."""
-        conversation = await self.conversation_for(owner, conversation_id)
+        conversation = await self.conversation_for(caller.user_id, conversation_id)
         await self.runner.fail_stale(conversation_id=conversation.id)
         model_name = conversation.model or self.models.default_chat_name
         model = self.models.chat(model_name)
@@ -114,7 +116,7 @@ class TurnService:
             turn.documents if "documents" in turn.model_fields_set else conversation.documents
         )
         scope = document_scope(requested)
-        sources = await self._retrieve(owner, scope, turn.content) if scope else []
+        sources = await self._retrieve(caller, scope, turn.content) if scope else []
         # An explicit max_tokens must fit; the default adapts to small context windows.
         max_tokens = turn.max_tokens or min(
             self.settings.default_max_tokens, max(model.context_window // 2, 1)
@@ -151,7 +153,7 @@ class TurnService:
                 )
                 generation = Generation(
                     conversation_id=conversation.id,
-                    owner_id=owner.id,
+                    owner_id=caller.user_id,
                     user_message_id=user_message.id,
                     model=model_name,
                     deadline_at=now + timedelta(seconds=self.settings.generation_deadline_seconds),
@@ -161,9 +163,9 @@ class TurnService:
                 await ConversationRepository(session).touch(conversation.id, now)
         except IntegrityError:
             # Another turn's running generation won the race, or the conversation was deleted.
-            await self.conversation_for(owner, conversation.id)
+            await self.conversation_for(caller.user_id, conversation.id)
             raise self._in_progress() from None
-        plan = self._plan(conversation, generation, prompt, turn, max_tokens, temperature)
+        plan = self._plan(caller, conversation, generation, prompt, turn, max_tokens, temperature)
         user = MessageRead.model_validate(user_message)
         await self.runner.launch(
             plan,
@@ -176,10 +178,12 @@ class TurnService:
         )
         return StartedTurn(generation_id=generation.id, user_message=user)
 
-    async def conversation_for(self, owner: User, conversation_id: uuid.UUID) -> Conversation:
+    async def conversation_for(
+        self, owner_id: uuid.UUID, conversation_id: uuid.UUID
+    ) -> Conversation:
         async with self.sessionmaker() as session:
             conversation = await ConversationRepository(session).get_for_owner(
-                conversation_id, owner.id
+                conversation_id, owner_id
             )
         if conversation is None:
             raise ConversationNotFound("No such conversation.")
@@ -218,16 +222,17 @@ class TurnService:
             await close_iterator(events)
         raise GenerationFailed("The generation ended without a final event.")
 
-    async def _retrieve(self, owner: User, scope: DocumentScope, question: str) -> list[Source]:
+    async def _retrieve(self, caller: Caller, scope: DocumentScope, question: str) -> list[Source]:
         if self.retriever is None:
             raise DocumentsUnavailable(
                 "Document search needs an embedding model and this server has none; send the "
                 "turn without `documents` (or clear the conversation's `documents`)."
             )
-        return await self.retriever.retrieve(owner.id, question, scope)
+        return await self.retriever.retrieve(caller, question, scope)
 
     def _plan(
         self,
+        caller: Caller,
         conversation: Conversation,
         generation: Generation,
         prompt: Prompt,
@@ -239,6 +244,7 @@ class TurnService:
         return GenerationPlan(
             generation_id=generation.id,
             conversation_id=conversation.id,
+            caller=caller,
             model_name=generation.model,
             request=ChatRequest(messages=prompt.messages, sampling=sampling),
             prompt_tokens=prompt.prompt_tokens,

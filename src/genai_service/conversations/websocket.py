@@ -19,13 +19,14 @@ from loguru import logger
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from genai_service.auth.dependencies import verify_outside_request_session
-from genai_service.conversations.dependencies import turn_service_for
+from genai_service.conversations.dependencies import turn_service_of
 from genai_service.conversations.schemas import DocumentsField, TurnCreate
 from genai_service.conversations.turns import TurnService
+from genai_service.gateway.caller import Caller
 from genai_service.generations.events import GenerationEvent
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
-from genai_service.models.user import User
+from genai_service.runtime import runtime_of
 
 CLOSE_NOT_FOUND = 4404
 """Application close code: no such conversation for this caller (HTTP's 404)."""
@@ -67,11 +68,15 @@ class ConversationSocket:
     """One connected client of one conversation."""
 
     def __init__(
-        self, websocket: WebSocket, turns: TurnService, user: User, conversation_id: uuid.UUID
+        self,
+        websocket: WebSocket,
+        turns: TurnService,
+        caller: Caller,
+        conversation_id: uuid.UUID,
     ) -> None:
         self.websocket = websocket
         self.turns = turns
-        self.user = user
+        self.caller = caller
         self.conversation_id = conversation_id
         self._sending = asyncio.Lock()
         self._generation: uuid.UUID | None = None
@@ -114,7 +119,7 @@ class ConversationSocket:
         turn = TurnCreate.model_validate(
             frame.model_dump(exclude={"type"}, exclude_unset=True) | {"stream": True}
         )
-        started = await self.turns.start(self.user, self.conversation_id, turn)
+        started = await self.turns.start(self.caller, self.conversation_id, turn)
         events = await self.turns.events.subscribe(started.generation_id)
         self._generation = started.generation_id
         self._forwarding = asyncio.create_task(self._forward(events))
@@ -148,16 +153,17 @@ async def conversation_websocket(
     token: Annotated[str | None, Query(description="An access token or API key.")] = None,
 ) -> None:
     await websocket.accept()
+    runtime = runtime_of(websocket.app)
     try:
-        user = await verify_outside_request_session(websocket, token)
+        caller = Caller.of(await verify_outside_request_session(runtime, token))
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.detail[:120])
         return
-    turns = turn_service_for(websocket)
+    turns = turn_service_of(runtime)
     try:
-        await turns.conversation_for(user, conversation_id)
+        await turns.conversation_for(caller.user_id, conversation_id)
     except AppError as error:
         await websocket.close(code=CLOSE_NOT_FOUND, reason=error.detail[:120])
         return
     with contextlib.suppress(WebSocketDisconnect):
-        await ConversationSocket(websocket, turns, user, conversation_id).serve()
+        await ConversationSocket(websocket, turns, caller, conversation_id).serve()

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.service import DocumentService
-from genai_service.documents.storage import DocumentStorage
-from genai_service.kit.db import SessionDep
 from genai_service.retrieval.vector_store import VectorStore
-from genai_service.settings import SettingsDep
+from genai_service.runtime import RuntimeDep, SessionDep
 
 
-def get_vector_store(request: Request) -> VectorStore:
-    store: VectorStore = request.app.state.vector_store
-    return store
+async def get_vector_store(runtime: RuntimeDep) -> VectorStore:
+    if runtime.vector_store is None:
+        raise RuntimeError("the server runs without a vector store")
+    return runtime.vector_store
 
 
 VectorStoreDep = Annotated[VectorStore, Depends(get_vector_store)]
 
 
-def get_document_service(
-    session: SessionDep, settings: SettingsDep, store: VectorStoreDep
+async def get_document_service(
+    session: SessionDep, runtime: RuntimeDep, store: VectorStoreDep
 ) -> DocumentService:
+    settings = runtime.settings
     return DocumentService(
         session,
-        storage=DocumentStorage(settings.documents_dir),
+        storage=runtime.storage,
         store=store,
         max_upload_bytes=settings.documents.max_upload_bytes,
         max_queued_bytes=settings.documents.max_queued_bytes_per_user,
@@ -37,10 +37,9 @@ def get_document_service(
 DocumentServiceDep = Annotated[DocumentService, Depends(get_document_service)]
 
 
-def get_ingestion_runner(request: Request) -> IngestionRunner | None:
+async def get_ingestion_runner(runtime: RuntimeDep) -> IngestionRunner | None:
     """The in-process runner; `None` when ingestion runs in `genai-service worker` processes."""
-    runner: IngestionRunner | None = getattr(request.app.state, "ingestion_runner", None)
-    return runner
+    return runtime.ingestion
 
 
 IngestionRunnerDep = Annotated[IngestionRunner | None, Depends(get_ingestion_runner)]

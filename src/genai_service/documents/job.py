@@ -29,6 +29,8 @@ from genai_service.documents.pipes.upsert import upsert_chunks
 from genai_service.documents.repository import documents_in_transaction
 from genai_service.documents.sniffing import DocumentType
 from genai_service.documents.storage import DocumentStorage
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.base import ModelNotReady, ModelProcessStopped
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
@@ -61,6 +63,8 @@ class JobServices:
     runner_id: str
     sessionmaker: async_sessionmaker[AsyncSession]
     models: ModelRegistry
+    """For the tokenizer; embedding is a model call, made through the gateway."""
+    gateway: ModelGateway
     store: VectorStore
     storage: DocumentStorage
     settings: DocumentSettings
@@ -159,7 +163,8 @@ class IngestionJob:
 
     async def _embed_and_write(self, batch: list[Chunk], text_length: int) -> None:
         document, services = self.document, self._services
-        vectors = await embed_batch(services.models.embedding(), batch)
+        model = services.gateway.embedding(Caller(document.owner_id), "ingestion")
+        vectors = await embed_batch(model, batch)
         await upsert_chunks(
             services.store,
             owner_id=document.owner_id,

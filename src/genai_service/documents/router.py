@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, UploadFile, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Response, UploadFile, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -16,6 +16,7 @@ from genai_service.documents.schemas import DocumentProgress, DocumentRead
 from genai_service.documents.service import watch_document
 from genai_service.kit.pagination import Page, PaginationDep
 from genai_service.models.document import Document
+from genai_service.runtime import RuntimeDep
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -100,12 +101,12 @@ async def get_document_text(
 
 @router.get("/{document_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
 async def document_events(
-    document: OwnedDocument, request: Request
+    document: OwnedDocument, runtime: RuntimeDep
 ) -> AsyncIterable[ServerSentEvent]:
     """Server-sent `progress` events as ingestion moves on; the stream ends at `indexed`,
     `failed` or `cancelled` (or with a `deleted` event)."""
     async for current in watch_document(
-        request.app.state.sessionmaker, document.id, interval_s=EVENT_POLL_SECONDS
+        runtime.sessionmaker, document.id, interval_s=EVENT_POLL_SECONDS
     ):
         if current is None:
             yield ServerSentEvent(event="deleted", data={"id": str(document.id)})

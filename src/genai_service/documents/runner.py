@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from genai_service.documents.job import IngestionJob, JobServices
 from genai_service.documents.repository import documents_in_transaction
 from genai_service.documents.storage import DocumentStorage
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
 from genai_service.models.document import Document
@@ -42,6 +43,7 @@ class IngestionRunner:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         models: ModelRegistry,
+        gateway: ModelGateway,
         store: VectorStore,
         storage: DocumentStorage,
         settings: DocumentSettings,
@@ -53,6 +55,7 @@ class IngestionRunner:
             runner_id=self.runner_id,
             sessionmaker=sessionmaker,
             models=models,
+            gateway=gateway,
             store=store,
             storage=storage,
             settings=settings,

@@ -15,14 +15,13 @@ import anyio
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from genai_service.composition import open_runtime
 from genai_service.documents.repository import DocumentRepository
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.service import DocumentService
 from genai_service.documents.storage import DocumentStorage
 from genai_service.inference.registry import ModelRegistry
-from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.errors import AppError
-from genai_service.migrations import upgrade_database
 from genai_service.models.document import Document
 from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.settings import Settings
@@ -31,8 +30,10 @@ WATCH_INTERVAL_S = 0.3
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class IngestionContext:
+    """The parts of a `worker` runtime that ingestion uses, none of them optional."""
+
     sessionmaker: async_sessionmaker[AsyncSession]
     runner: IngestionRunner
     storage: DocumentStorage
@@ -43,33 +44,14 @@ class IngestionContext:
 async def ingestion_context(
     settings: Settings, models: ModelRegistry | None = None
 ) -> AsyncIterator[IngestionContext]:
-    """The database, the embedding model (only it: a worker never needs the chat model), the
-    vector store and a runner, opened together and closed together."""
-    engine = create_engine(settings.sqlalchemy_url)
-    models = models or ModelRegistry.from_settings(settings.inference)
-    embedding = models.embedding()
-    store: QdrantVectorStore | None = None
-    try:
-        if settings.migrate_on_startup:
-            await upgrade_database(engine)
-        store = QdrantVectorStore.from_settings(settings)
-        await embedding.start()
-        sessionmaker = create_sessionmaker(engine)
-        storage = DocumentStorage(settings.documents_dir)
-        await storage.remove_stale_uploads()
-        runner = IngestionRunner(
-            sessionmaker=sessionmaker,
-            models=models,
-            store=store,
-            storage=storage,
-            settings=settings.documents,
+    """The runtime in `worker` mode (the database, the embedding model, the vector store and a
+    runner), opened together and closed together."""
+    async with open_runtime(settings, mode="worker", models=models) as runtime:
+        if runtime.ingestion is None or runtime.vector_store is None:
+            raise AppError("ingestion needs an embedding model; none is configured")
+        yield IngestionContext(
+            runtime.sessionmaker, runtime.ingestion, runtime.storage, runtime.vector_store
         )
-        yield IngestionContext(sessionmaker, runner, storage, store)
-    finally:
-        await embedding.close()
-        if store is not None:
-            await store.close()
-        await engine.dispose()
 
 
 async def run_worker(settings: Settings, *, drain: bool) -> int:

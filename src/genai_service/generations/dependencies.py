@@ -3,23 +3,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 
 from genai_service.generations.events import EventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.generations.service import GenerationService
-from genai_service.kit.db import SessionDep
-from genai_service.settings import SettingsDep
+from genai_service.runtime import RuntimeDep, SessionDep
 
 
-def get_event_log(connection: HTTPConnection) -> EventLog:
-    events: EventLog = connection.app.state.generation_events
-    return events
+async def get_event_log(runtime: RuntimeDep) -> EventLog:
+    return runtime.events
 
 
-def get_generation_runner(connection: HTTPConnection) -> GenerationRunner:
-    runner: GenerationRunner = connection.app.state.generation_runner
-    return runner
+async def get_generation_runner(runtime: RuntimeDep) -> GenerationRunner:
+    if runtime.generations is None:
+        raise RuntimeError("this process runs no generations")
+    return runtime.generations
 
 
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
@@ -27,10 +25,10 @@ GenerationRunnerDep = Annotated[GenerationRunner, Depends(get_generation_runner)
 
 
 async def get_generation_service(
-    session: SessionDep, events: EventLogDep, settings: SettingsDep
+    session: SessionDep, runner: GenerationRunnerDep
 ) -> GenerationService:
-    liveness = settings.conversations.generation_liveness_seconds
-    return GenerationService(session, events, liveness_seconds=liveness)
+    liveness = runner.settings.generation_liveness_seconds
+    return GenerationService(session, runner.events, runner.replies, liveness_seconds=liveness)
 
 
 GenerationServiceDep = Annotated[GenerationService, Depends(get_generation_service)]

@@ -16,24 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genai_service.conversations.repository import MessageRepository
+from genai_service.generations.replies import ReplySink, StoredReply
 from genai_service.generations.repository import GenerationRepository
-from genai_service.models.conversation import (
-    Generation,
-    GenerationStatus,
-    Message,
-    MessageRole,
-    MessageStatus,
-)
+from genai_service.models.conversation import Generation, GenerationStatus
 
 STALE_GRACE = timedelta(seconds=30)
 """A running generation this long past its deadline has no writer any more (the server stopped)."""
-INTERRUPTED = "The server stopped before this reply was finished."
-
-_REPLY_STATUS = {
-    GenerationStatus.CANCELLED: MessageStatus.CANCELLED,
-    GenerationStatus.FAILED: MessageStatus.FAILED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +57,8 @@ async def give_up(
     status: GenerationStatus,
     now: datetime,
     cutoff: OrphanCutoff,
-) -> Message | None:
+    replies: ReplySink,
+) -> StoredReply | None:
     """End an orphaned generation as `status` (failed or cancelled) with an empty reply saying
     its server stopped. `None`, writing nothing, when it is not orphaned by `cutoff` any more:
     its writer renewed the heartbeat or ended it meanwhile, or its conversation was deleted.
@@ -80,16 +69,6 @@ async def give_up(
     generations = GenerationRepository(session)
     if not await generations.finish(generation.id, status, now, unless_alive=cutoff.condition()):
         return None
-    message = await MessageRepository(session).add(
-        Message(
-            conversation_id=generation.conversation_id,
-            role=MessageRole.ASSISTANT,
-            content="",
-            model=generation.model,
-            status=_REPLY_STATUS[status],
-            error=INTERRUPTED,
-            created_at=now,
-        )
-    )
-    await generations.attach_reply(generation.id, message.id)
-    return message
+    reply = await replies.store_interrupted(session, generation, status)
+    await generations.attach_reply(generation.id, reply.id)
+    return reply

@@ -12,7 +12,7 @@ from genai_service.auth.dependencies import CurrentUser, ModelCaller
 from genai_service.generations.dependencies import GenerationServiceDep
 from genai_service.generations.schemas import GenerationRead
 from genai_service.generations.sse import NO_BUFFERING, sse_stream
-from genai_service.settings import SettingsDep
+from genai_service.runtime import SettingsDep
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
 

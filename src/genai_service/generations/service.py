@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.generations.events import EventLog, EventsExpired, GenerationEvent
 from genai_service.generations.orphans import OrphanCutoff, give_up
+from genai_service.generations.replies import ReplySink
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.db import utcnow
@@ -36,10 +37,18 @@ class GenerationRunningElsewhere(Conflict):
 
 
 class GenerationService:
-    def __init__(self, session: AsyncSession, events: EventLog, *, liveness_seconds: float) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        events: EventLog,
+        replies: ReplySink,
+        *,
+        liveness_seconds: float,
+    ) -> None:
         self.session = session
         self.generations = GenerationRepository(session)
         self.events = events
+        self.replies = replies
         self.liveness_seconds = liveness_seconds
 
     async def get(self, owner: User, generation_id: uuid.UUID) -> Generation:
@@ -84,7 +93,8 @@ class GenerationService:
     async def _cancel_unreachable(self, owner: User, generation: Generation) -> Generation:
         now = utcnow()
         cutoff = OrphanCutoff.at(now, self.liveness_seconds)
-        if await give_up(self.session, generation, GenerationStatus.CANCELLED, now, cutoff):
+        status = GenerationStatus.CANCELLED
+        if await give_up(self.session, generation, status, now, cutoff, self.replies):
             logger.info("generation {} had no writer; stored as cancelled", generation.id)
             return await self.get(owner, generation.id)
         current = await self.get(owner, generation.id)

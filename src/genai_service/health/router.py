@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import RedirectResponse
 
 from genai_service import __version__
 from genai_service.health.schemas import Health, Readiness
 from genai_service.health.service import readiness_checks
 from genai_service.kit.errors import ServiceUnavailable
-from genai_service.settings import SettingsDep
+from genai_service.runtime import RuntimeDep, SettingsDep
 from genai_service.web_ui.router import UI_PATH
 
 router = APIRouter(tags=["health"])
@@ -44,11 +44,10 @@ async def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"description": "A dependency is not ready"}},
 )
-async def readyz(request: Request) -> Readiness:
+async def readyz(runtime: RuntimeDep) -> Readiness:
     """Readiness: the database and the vector store answer, and every model registered at
     start-up is loaded."""
-    state = request.app.state
-    checks = await readiness_checks(state.engine, state.models, state.vector_store)
+    checks = await readiness_checks(runtime.engine, runtime.models, runtime.vector_store)
     failing = sorted(name for name, ok in checks.items() if not ok)
     if failing:
         error = ServiceUnavailable(f"not ready: {', '.join(failing)}", retry_after=5)

@@ -23,8 +23,10 @@ async def database_answers(engine: AsyncEngine) -> bool:
 
 
 async def readiness_checks(
-    engine: AsyncEngine, models: ModelRegistry, vectors: VectorStore
+    engine: AsyncEngine, models: ModelRegistry, vectors: VectorStore | None
 ) -> dict[str, bool]:
-    checks = {"database": await database_answers(engine), "vector_store": await vectors.ready()}
+    checks = {"database": await database_answers(engine)}
+    if vectors is not None:
+        checks["vector_store"] = await vectors.ready()
     checks.update({f"model:{name}": ready for name, ready in models.readiness().items()})
     return checks

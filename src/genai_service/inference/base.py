@@ -160,6 +160,9 @@ class ChatChunk:
     tool_calls: tuple[ToolCallDelta, ...] = ()
     logprobs: tuple[TokenLogprob, ...] = ()
     """Of the tokens whose text this chunk carries."""
+    tokens: int = 0
+    """Tokens generated since the previous chunk, when the provider knows (0: it does not):
+    what a reply cut short has used."""
 
 
 @dataclass(frozen=True, slots=True)

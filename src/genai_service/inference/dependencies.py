@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.registry import ModelRegistry
+from genai_service.runtime import RuntimeDep
 
 
-async def get_models(request: Request) -> ModelRegistry:
-    models: ModelRegistry = request.app.state.models
-    return models
+async def get_models(runtime: RuntimeDep) -> ModelRegistry:
+    return runtime.models
+
+
+async def get_gateway(runtime: RuntimeDep) -> ModelGateway:
+    return runtime.gateway
 
 
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
+GatewayDep = Annotated[ModelGateway, Depends(get_gateway)]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
-from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -102,13 +102,16 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed once when the endpoint succeeds, rolled back otherwise.
+@contextlib.asynccontextmanager
+async def request_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One session for one request: committed once when the endpoint succeeds, rolled back
+    otherwise.
 
-    The dependency uses `scope="function"`, so the commit happens before the response is sent:
-    a client never sees a success for data that failed to commit.
+    Used by a dependency with `scope="function"`, the commit happens before the response is
+    sent: a client never sees a success for data that failed to commit.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:
             yield session
@@ -117,6 +120,3 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,10 +60,12 @@ class MetricsMiddleware:
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
 
 
-router = APIRouter(tags=["operations"])
+def metrics_router(metrics: HttpMetrics) -> APIRouter:
+    """`/metrics`, serving the registry of `metrics`."""
+    router = APIRouter(tags=["operations"])
 
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-@router.get("/metrics", include_in_schema=False)
-async def metrics_endpoint(request: Request) -> Response:
-    metrics: HttpMetrics = request.app.state.metrics
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return router

@@ -11,6 +11,7 @@ from genai_service.models.conversation import (
     MessageStatus,
 )
 from genai_service.models.document import Document, DocumentStatus
+from genai_service.models.limits import CallerLimits
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.response import StoredResponse
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
@@ -20,6 +21,7 @@ __all__ = [
     "ANONYMOUS_USER_ID",
     "ApiKey",
     "Base",
+    "CallerLimits",
     "Conversation",
     "Document",
     "DocumentStatus",

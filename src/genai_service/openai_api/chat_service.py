@@ -7,6 +7,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.base import (
     ChatChunk,
     ChatModel,
@@ -18,7 +20,6 @@ from genai_service.inference.base import (
     Usage,
     prime_all,
 )
-from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import merged
 from genai_service.openai_api import chat_schemas as schemas
 from genai_service.openai_api.chat_request import for_choice, to_chat_request
@@ -62,12 +63,13 @@ def logprobs_of(logprobs: Sequence[TokenLogprob]) -> schemas.ChoiceLogprobs:
 
 
 class ChatCompletionService:
-    def __init__(self, models: ModelRegistry) -> None:
-        self.models = models
+    def __init__(self, gateway: ModelGateway, caller: Caller) -> None:
+        self.gateway = gateway
+        self.caller = caller
 
     def _model(self, body: schemas.ChatCompletionCreate) -> tuple[str, ChatModel]:
-        name = body.model or self.models.default_chat_name
-        return name, self.models.chat(name)
+        model = self.gateway.chat(self.caller, "chat", body.model)
+        return model.name, model
 
     async def complete(self, body: schemas.ChatCompletionCreate) -> schemas.ChatCompletion:
         name, model = self._model(body)

@@ -7,6 +7,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.base import (
     ChatChunk,
     ChatModel,
@@ -17,7 +19,6 @@ from genai_service.inference.base import (
     Usage,
     prime_all,
 )
-from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import merged
 from genai_service.openai_api.chat_schemas import CompletionUsage
 from genai_service.openai_api.completion_schemas import (
@@ -78,12 +79,13 @@ def _legacy_logprobs(logprobs: Sequence[TokenLogprob], offset: int) -> LegacyLog
 
 
 class CompletionService:
-    def __init__(self, models: ModelRegistry) -> None:
-        self.models = models
+    def __init__(self, gateway: ModelGateway, caller: Caller) -> None:
+        self.gateway = gateway
+        self.caller = caller
 
     def _model(self, body: CompletionCreate) -> tuple[str, ChatModel]:
-        name = body.model or self.models.default_chat_name
-        return name, self.models.chat(name)
+        model = self.gateway.chat(self.caller, "completion", body.model)
+        return model.name, model
 
     async def complete(self, body: CompletionCreate) -> Completion:
         name, model = self._model(body)

@@ -10,7 +10,8 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from pydantic import BaseModel
 
 from genai_service.auth.dependencies import get_model_caller
-from genai_service.inference.dependencies import ModelsDep
+from genai_service.gateway.dependencies import ModelRouteCaller
+from genai_service.inference.dependencies import GatewayDep, ModelsDep
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
     ChatCompletionCreate,
@@ -20,7 +21,7 @@ from genai_service.openai_api.completion_schemas import Completion, CompletionCr
 from genai_service.openai_api.completion_service import CompletionService
 from genai_service.openai_api.schemas import EmbeddingCreate, EmbeddingList, ModelCard, ModelList
 from genai_service.openai_api.service import OpenAIService
-from genai_service.settings import SettingsDep
+from genai_service.runtime import SettingsDep
 
 # Any caller, the anonymous user included when anonymous mode is on; an API key works as
 # `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does. The caller is checked
@@ -31,23 +32,27 @@ STREAM_DONE = format_sse_event(data_str="[DONE]")
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def get_openai_service(models: ModelsDep, settings: SettingsDep) -> OpenAIService:
+async def get_openai_service(
+    models: ModelsDep, gateway: GatewayDep, caller: ModelRouteCaller, settings: SettingsDep
+) -> OpenAIService:
     limit = settings.inference.max_embedding_request_tokens
-    return OpenAIService(models, max_embedding_request_tokens=limit)
+    return OpenAIService(models, gateway, caller, max_embedding_request_tokens=limit)
 
 
 ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
 
 
-async def get_chat_completions(models: ModelsDep) -> ChatCompletionService:
-    return ChatCompletionService(models)
+async def get_chat_completions(
+    gateway: GatewayDep, caller: ModelRouteCaller
+) -> ChatCompletionService:
+    return ChatCompletionService(gateway, caller)
 
 
 ChatCompletionsDep = Annotated[ChatCompletionService, Depends(get_chat_completions)]
 
 
-async def get_completions(models: ModelsDep) -> CompletionService:
-    return CompletionService(models)
+async def get_completions(gateway: GatewayDep, caller: ModelRouteCaller) -> CompletionService:
+    return CompletionService(gateway, caller)
 
 
 CompletionsDep = Annotated[CompletionService, Depends(get_completions)]

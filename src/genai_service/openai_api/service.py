@@ -7,6 +7,8 @@ import struct
 import time
 from collections.abc import Sequence
 
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.base import EmbeddingModel, ModelNotFound, TokenIdEmbedder
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.errors import BadRequest
@@ -26,8 +28,17 @@ def _encode_base64(vector: Sequence[float]) -> str:
 
 
 class OpenAIService:
-    def __init__(self, models: ModelRegistry, *, max_embedding_request_tokens: int) -> None:
+    def __init__(
+        self,
+        models: ModelRegistry,
+        gateway: ModelGateway,
+        caller: Caller,
+        *,
+        max_embedding_request_tokens: int,
+    ) -> None:
         self.models = models
+        self.gateway = gateway
+        self.caller = caller
         self.max_embedding_request_tokens = max_embedding_request_tokens
 
     def _model_name(self, requested: str | None, *, chat: bool) -> str:
@@ -36,8 +47,8 @@ class OpenAIService:
         return self.models.default_chat_name if chat else self.models.default_embedding_name
 
     async def embed(self, body: EmbeddingCreate) -> EmbeddingList:
-        name = self._model_name(body.model, chat=False)
-        model = self.models.embedding(name)
+        model = self.gateway.embedding(self.caller, "embeddings", body.model)
+        name = model.name
         if body.dimensions is not None and body.dimensions != model.dimension:
             raise BadRequest(
                 f"model {name!r} gives {model.dimension}-dimensional vectors and cannot shorten "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from genai_service.auth.dependencies import CurrentUser
+from genai_service.gateway.dependencies import CallerDep
 from genai_service.retrieval.dependencies import RetrievalServiceDep
 from genai_service.retrieval.schemas import SearchHit, SearchRequest, SearchResponse
 from genai_service.retrieval.sources import DocumentScope
@@ -14,9 +14,9 @@ router = APIRouter(prefix="/api/search", tags=["documents"])
 
 @router.post("")
 async def search(
-    body: SearchRequest, user: CurrentUser, service: RetrievalServiceDep
+    body: SearchRequest, caller: CallerDep, service: RetrievalServiceDep
 ) -> SearchResponse:
     """The caller's indexed chunks most similar to `query`, best first, with their scores."""
     scope: DocumentScope = "all" if body.documents is None else body.documents
-    sources = await service.search(user.id, body.query, scope=scope, k=body.k)
+    sources = await service.search(caller, body.query, scope=scope, k=body.k)
     return SearchResponse(results=[SearchHit.model_validate(source) for source in sources])

@@ -1,10 +1,9 @@
-"""Retrieval: a query embedded with the default embedding model, searched in the owner's chunks."""
+"""Retrieval: a query embedded with the default embedding model, searched in the caller's chunks."""
 
 from __future__ import annotations
 
-import uuid
-
-from genai_service.inference.registry import ModelRegistry
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.retrieval.sources import DocumentScope, Source
 from genai_service.retrieval.vector_store import VectorStore
 from genai_service.settings import RetrievalSettings
@@ -14,32 +13,32 @@ class RetrievalService:
     """Implements `SourceRetriever` for chat turns, and the search of `POST /api/search`."""
 
     def __init__(
-        self, models: ModelRegistry, store: VectorStore, settings: RetrievalSettings
+        self, gateway: ModelGateway, store: VectorStore, settings: RetrievalSettings
     ) -> None:
-        self._models = models
+        self._gateway = gateway
         self._store = store
         self._settings = settings
 
-    async def retrieve(self, owner_id: uuid.UUID, query: str, scope: DocumentScope) -> list[Source]:
-        return await self.search(owner_id, query, scope=scope)
+    async def retrieve(self, caller: Caller, query: str, scope: DocumentScope) -> list[Source]:
+        return await self.search(caller, query, scope=scope)
 
     async def search(
         self,
-        owner_id: uuid.UUID,
+        caller: Caller,
         query: str,
         *,
         scope: DocumentScope = "all",
         k: int | None = None,
         score_threshold: float | None = None,
     ) -> list[Source]:
-        """The owner's indexed chunks in `scope` most similar to `query`, best first."""
+        """The caller's indexed chunks in `scope` most similar to `query`, best first."""
         document_ids = None if isinstance(scope, str) else list(scope)
         if document_ids is not None and not document_ids:
             return []
-        model = self._models.embedding(self._models.default_embedding_name)
+        model = self._gateway.embedding(caller, "retrieval")
         [vector] = await model.embed([query])
         return await self._store.search(
-            owner_id,
+            caller.user_id,
             vector,
             limit=k or self._settings.k,
             score_threshold=(

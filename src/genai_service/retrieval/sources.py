@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
+from genai_service.gateway.caller import Caller
 from genai_service.kit.errors import ServiceUnavailable
 
 DocumentScope: TypeAlias = Literal["all"] | Sequence[uuid.UUID]
@@ -34,8 +35,8 @@ class Source:
 
 
 class SourceRetriever(Protocol):
-    async def retrieve(self, owner_id: uuid.UUID, query: str, scope: DocumentScope) -> list[Source]:
-        """The owner's chunks in `scope` most similar to `query`, best first.
+    async def retrieve(self, caller: Caller, query: str, scope: DocumentScope) -> list[Source]:
+        """The caller's chunks in `scope` most similar to `query`, best first.
 
         At most the configured top-k, none below the configured score threshold; documents of
         other owners are never returned.

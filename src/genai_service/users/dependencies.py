@@ -5,8 +5,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from genai_service.auth.dependencies import CallerCacheDep, LoginThrottleDep
-from genai_service.kit.db import SessionDep
-from genai_service.settings import SettingsDep
+from genai_service.runtime import SessionDep, SettingsDep
 from genai_service.users.service import UserService
 
 

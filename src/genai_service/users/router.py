@@ -1,17 +1,25 @@
-"""`/api/users`: the caller's own account, and user administration for admins."""
+"""`/api/users`: the caller's own account, and user administration for admins; and
+`/api/auth/register`, where accounts are created."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 
 from genai_service.auth.dependencies import AdminUser, CurrentUser, SignedInPrincipal
 from genai_service.kit.pagination import Page, PaginationDep
 from genai_service.users.dependencies import UserServiceDep
-from genai_service.users.schemas import UserAdminUpdate, UserRead, UserUpdateMe
+from genai_service.users.schemas import UserAdminUpdate, UserCreate, UserRead, UserUpdateMe
 
 router = APIRouter(prefix="/api/users", tags=["users"])
+registration_router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+@registration_router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
+async def register(body: UserCreate, service: UserServiceDep) -> UserRead:
+    """Create an account. Every broken password rule is listed in the 422."""
+    return UserRead.model_validate(await service.register(body))
 
 
 @router.get("/me")

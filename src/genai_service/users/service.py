@@ -12,11 +12,11 @@ from genai_service.auth.passwords import hash_password, verify_password
 from genai_service.auth.principal import Principal
 from genai_service.auth.repository import RefreshTokenRepository
 from genai_service.auth.throttle import LoginThrottle
+from genai_service.auth.user_repository import UserRepository
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import Conflict, Forbidden, NotFound
 from genai_service.kit.pagination import PageParams
 from genai_service.models.user import Role, User
-from genai_service.users.repository import UserRepository
 from genai_service.users.schemas import UserAdminUpdate, UserCreate, UserUpdateMe
 
 if TYPE_CHECKING:

@@ -125,9 +125,7 @@ class LocalChatModel:
                         f"the reply took longer than {self._settings.request_timeout:g} s"
                     ) from None
                 if isinstance(event, TextDelta):
-                    chunk = reply.add(event.text, event.logprobs)
-                    if chunk is not None:
-                        yield chunk
+                    yield reply.add(event.text, event.logprobs, event.tokens)
                 elif isinstance(event, Finished):
                     ended = True
                     for chunk in reply.finish(event.reason, event.usage):

@@ -16,6 +16,9 @@ class TextDelta:
     text: str
     logprobs: tuple[TokenLogprob, ...] = ()
     """Of the tokens this text completes (when the request asked for them)."""
+    tokens: int = 0
+    """Tokens generated since the previous delta (text held back for a possible stop sequence
+    goes out later, with the count of every token in it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,14 @@ class ReplyChecker:
         self._parts: list[str] = []
         self._held_logprobs: list[TokenLogprob] = []
 
-    def add(self, text: str, logprobs: Sequence[TokenLogprob]) -> ChatChunk | None:
-        """The chunk to send now for this text, if any (none while a tool reply is held)."""
+    def add(self, text: str, logprobs: Sequence[TokenLogprob], tokens: int) -> ChatChunk:
+        """The chunk to send now for this text: while a tool reply is held, one with only the
+        count of tokens generated (what a reply cut short has used)."""
         self._parts.append(text)
         if self._buffered:
             self._held_logprobs.extend(logprobs)
-            return None
-        return ChatChunk(text=text, logprobs=tuple(logprobs))
+            return ChatChunk(text="", tokens=tokens)
+        return ChatChunk(text=text, logprobs=tuple(logprobs), tokens=tokens)
 
     def finish(self, reason: FinishReason, usage: Usage) -> list[ChatChunk]:
         """The last chunks; `InvalidStructuredOutput` if a complete reply breaks its format."""

@@ -43,6 +43,7 @@ class ActiveSequence:
         self._reply = ReplyText(job.sampling.stop)
         self._sampler = TokenSampler(vocabulary, job.sampling, job.grammar)
         self._held_logprobs: list[tuple[int, TokenLogprob]] = []
+        self._unsent_tokens = 0
         """Logprobs of tokens whose text is held back (a possible stop sequence), with the
         length of that text."""
 
@@ -80,13 +81,14 @@ class ActiveSequence:
         if self._vocabulary.is_end_of_generation(token):
             return "stop"
         self.generated += 1
+        self._unsent_tokens += 1
         self.last_token = token
         piece = self._vocabulary.piece(token)
         if draw.logprob is not None:
             self._held_logprobs.append((len(piece.decode("utf-8", errors="ignore")), draw.logprob))
         text = self._reply.push(piece)
         if text:
-            self._send(TextDelta(text, self._logprobs_within(len(text))))
+            self._send(TextDelta(text, self._logprobs_within(len(text)), self._take_tokens()))
         if self._reply.stopped:
             return "stop"
         if self.generated >= self.job.max_tokens:
@@ -97,8 +99,8 @@ class ActiveSequence:
         rest = self._reply.flush()
         held = () if self._reply.stopped else tuple(lp for _, lp in self._held_logprobs)
         self._held_logprobs.clear()
-        if rest or held:
-            self._send(TextDelta(rest, held))
+        if rest or held or self._unsent_tokens:
+            self._send(TextDelta(rest, held, self._take_tokens()))
         usage = Usage(prompt_tokens=len(self.job.prompt), completion_tokens=self.generated)
         self._send(Finished(reason, usage))
 
@@ -107,6 +109,10 @@ class ActiveSequence:
 
     def free(self) -> None:
         self._sampler.free()
+
+    def _take_tokens(self) -> int:
+        count, self._unsent_tokens = self._unsent_tokens, 0
+        return count
 
     def _logprobs_within(self, length: int) -> tuple[TokenLogprob, ...]:
         """The held logprobs of tokens whose text fits in the `length` characters sent now.

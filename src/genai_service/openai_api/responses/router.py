@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, format_sse_event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from genai_service.auth.dependencies import ModelCaller
-from genai_service.inference.dependencies import ModelsDep
+from genai_service.gateway.dependencies import ModelRouteCaller
 from genai_service.openai_api.responses.errors import StreamingNotSupported
 from genai_service.openai_api.responses.events import StreamEvent
 from genai_service.openai_api.responses.objects import ResponseDeleted, ResponseRead
 from genai_service.openai_api.responses.schemas import Includable, ResponseCreate
 from genai_service.openai_api.responses.service import ResponseService
+from genai_service.runtime import RuntimeDep
 
 # The caller is checked outside the request's session (`ModelCaller`): a response can take
 # minutes, and the service opens its own short transactions.
@@ -24,9 +24,8 @@ router = APIRouter(prefix="/v1/responses", tags=["openai"])
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def get_response_service(request: Request, models: ModelsDep) -> ResponseService:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return ResponseService(models, sessionmaker)
+async def get_response_service(runtime: RuntimeDep) -> ResponseService:
+    return ResponseService(runtime.gateway, runtime.sessionmaker)
 
 
 ResponseServiceDep = Annotated[ResponseService, Depends(get_response_service)]
@@ -43,11 +42,11 @@ async def _sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_response(
-    body: ResponseCreate, caller: ModelCaller, service: ResponseServiceDep
+    body: ResponseCreate, caller: ModelRouteCaller, service: ResponseServiceDep
 ) -> ResponseRead | EventSourceResponse:
     if not body.stream:
-        return await service.create(body, caller.id)
-    events = await service.stream(body, caller.id)
+        return await service.create(body, caller)
+    events = await service.stream(body, caller)
     return EventSourceResponse(_sse(events), headers=NO_BUFFERING)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.base import (
     ChatChunk,
     ChatModel,
@@ -25,7 +27,6 @@ from genai_service.inference.base import (
     Usage,
     prime,
 )
-from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.models.response import StoredResponse
@@ -82,13 +83,13 @@ def newest_items_that_fit(
 
 class ResponseService:
     def __init__(
-        self, models: ModelRegistry, sessionmaker: async_sessionmaker[AsyncSession]
+        self, gateway: ModelGateway, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
-        self.models = models
+        self.gateway = gateway
         self._sessionmaker = sessionmaker
 
-    async def create(self, body: ResponseCreate, owner_id: uuid.UUID) -> ResponseRead:
-        run = await self._prepare(body, owner_id)
+    async def create(self, body: ResponseCreate, caller: Caller) -> ResponseRead:
+        run = await self._prepare(body, caller)
         chunks = await self._open(run)
         writer = ResponseWriter(run.draft, logprobs=body.wants_logprobs)
         try:
@@ -98,10 +99,10 @@ class ResponseService:
         await self._keep(run, final)
         return final
 
-    async def stream(self, body: ResponseCreate, owner_id: uuid.UUID) -> AsyncIterator[StreamEvent]:
+    async def stream(self, body: ResponseCreate, caller: Caller) -> AsyncIterator[StreamEvent]:
         """Admission errors (unknown model or response, prompt too long, ...) raise here, before
         the first event; later failures end the stream with `response.failed`."""
-        run = await self._prepare(body, owner_id)
+        run = await self._prepare(body, caller)
         chunks = await self._open(run)
         return self._events(run, chunks, ResponseWriter(run.draft, logprobs=body.wants_logprobs))
 
@@ -118,9 +119,9 @@ class ResponseService:
                 raise ResponseNotFound(f"no response with id {response_id!r}")
         return ResponseDeleted(id=response_id)
 
-    async def _prepare(self, body: ResponseCreate, owner_id: uuid.UUID) -> _Run:
-        name = body.model or self.models.default_chat_name
-        model = self.models.chat(name)
+    async def _prepare(self, body: ResponseCreate, caller: Caller) -> _Run:
+        model = self.gateway.chat(caller, "response", body.model)
+        name, owner_id = model.name, caller.user_id
         earlier = await self._context(body.previous_response_id, owner_id)
         given = body.input
         require_answered_calls(earlier, given)

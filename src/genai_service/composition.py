@@ -1,0 +1,127 @@
+"""The composition root: `open_runtime` builds every long-lived part, in order, and closes them
+in reverse. The server's lifespan, `genai-service worker` and the command line open it, each in
+its mode, and get a typed `Runtime`.
+
+- `server`: everything; models load in the background (readiness says when), the generation
+  runner starts, and the ingestion runner when this process ingests.
+- `worker`: the database, the embedding model (a worker never needs the chat model), the vector
+  store and an ingestion runner it drives itself.
+- `tool`: the database only, for the command line's one-off changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from prometheus_client import CollectorRegistry
+
+from genai_service.auth.caller_cache import CallerCache
+from genai_service.auth.throttle import LoginThrottle
+from genai_service.conversations.replies import ConversationReplies
+from genai_service.documents.runner import IngestionRunner
+from genai_service.documents.storage import DocumentStorage
+from genai_service.gateway.gateway import ModelGateway
+from genai_service.gateway.metrics import ModelCallMetrics
+from genai_service.generations.events import InMemoryEventLog
+from genai_service.generations.runner import GenerationRunner
+from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.db import create_engine, create_sessionmaker
+from genai_service.migrations import upgrade_database
+from genai_service.retrieval.service import RetrievalService
+from genai_service.retrieval.vector_store import QdrantVectorStore
+from genai_service.runtime import Runtime
+from genai_service.settings import Settings
+
+Mode = Literal["server", "worker", "tool"]
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    mode: Mode = "server",
+    models: ModelRegistry | None = None,
+    registry: CollectorRegistry | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open every part `mode` needs, in order, and close them in reverse, whatever happens.
+    `registry`: where the model calls' metrics are counted (the app's, served at `/metrics`)."""
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(settings.sqlalchemy_url)
+        stack.push_async_callback(engine.dispose)
+        if settings.migrate_on_startup:
+            await upgrade_database(engine)
+        sessionmaker = create_sessionmaker(engine)
+        models = models or ModelRegistry.from_settings(settings.inference)
+        stack.push_async_callback(models.close)
+        gateway = ModelGateway(models, metrics=ModelCallMetrics(registry))
+        events = InMemoryEventLog(settings.conversations.event_retention_seconds)
+        storage = DocumentStorage(settings.documents_dir)
+        store: QdrantVectorStore | None = None
+        if mode != "tool":
+            # The vector store first: it is what fails to open (a folder held by another process).
+            store = QdrantVectorStore.from_settings(settings)
+            stack.push_async_callback(store.close)
+            await storage.remove_stale_uploads()
+        retriever: RetrievalService | None = None
+        if store is not None and models.embedding_names():
+            retriever = RetrievalService(gateway, store, settings.retrieval)
+        generations: GenerationRunner | None = None
+        if mode == "server":
+            replies = ConversationReplies(sessionmaker, gateway, settings.conversations)
+            generations = GenerationRunner(
+                sessionmaker, gateway, events, settings.conversations, replies
+            )
+            stack.push_async_callback(generations.close)
+            generations.start()
+        ingestion: IngestionRunner | None = None
+        ingests = mode == "worker" or (mode == "server" and settings.documents.run_ingestion)
+        if ingests and retriever is not None and store is not None:
+            ingestion = IngestionRunner(
+                sessionmaker=sessionmaker,
+                models=models,
+                gateway=gateway,
+                store=store,
+                storage=storage,
+                settings=settings.documents,
+            )
+            if mode == "server":
+                ingestion.start()
+                stack.push_async_callback(ingestion.stop)
+        await _start_models(stack, models, mode)
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            models=models,
+            gateway=gateway,
+            events=events,
+            login_throttle=LoginThrottle.in_memory(settings.auth),
+            caller_cache=CallerCache(settings.auth.caller_cache_seconds),
+            storage=storage,
+            vector_store=store,
+            retriever=retriever,
+            generations=generations,
+            ingestion=ingestion,
+        )
+
+
+async def _start_models(
+    stack: contextlib.AsyncExitStack, models: ModelRegistry, mode: Mode
+) -> None:
+    if mode == "worker":
+        await models.embedding().start()
+    elif mode == "server":
+        # In the background: the server answers /healthz at once, and /readyz turns ready when
+        # every model is loaded.
+        loading = asyncio.create_task(models.start(), name="load-models")
+
+        async def stop_loading() -> None:
+            if not loading.done():
+                loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loading
+
+        stack.push_async_callback(stop_loading)

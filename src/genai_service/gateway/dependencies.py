@@ -1,0 +1,23 @@
+"""The caller of a request, as the gateway counts it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from genai_service.auth.dependencies import CurrentPrincipal, ModelPrincipal
+from genai_service.gateway.caller import Caller
+
+
+async def get_caller(principal: CurrentPrincipal) -> Caller:
+    return Caller.of(principal)
+
+
+async def get_model_route_caller(principal: ModelPrincipal) -> Caller:
+    """For routes that run a model: checked outside the request's session (`ModelPrincipal`)."""
+    return Caller.of(principal)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+ModelRouteCaller = Annotated[Caller, Depends(get_model_route_caller)]

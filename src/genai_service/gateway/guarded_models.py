@@ -1,0 +1,297 @@
+"""A model wrapped for one caller and purpose: guards admit each call, and settle it once it ends.
+
+The wrappers keep the model protocols, so the code that calls a model does not change: it gets
+the wrapper from the gateway instead of the registry. A call is admitted before the model runs
+(a refusal is raised before anything is sent) and settled in a `finally` — completed, failed,
+cancelled, or its client gone (the stream is closed) — with what it really used. Settling runs
+in a task of its own, so a cancelled request cannot cut it short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncGenerator, MutableMapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from loguru import logger
+
+from genai_service.gateway.caller import Caller, Purpose
+from genai_service.gateway.guards import Admission, CallOutcome, CallStatus, Guard, ModelCall
+from genai_service.gateway.metrics import ModelCallMetrics
+from genai_service.inference.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    EmbeddingModel,
+    TokenIdEmbedder,
+    collect,
+)
+from genai_service.kit.async_iterators import close_iterator
+from genai_service.kit.errors import AppError
+
+CHARS_PER_TOKEN = 4
+"""For a reply cut short by a provider that does not count its tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guarding:
+    """What every call passes: the guards, in order, and the metrics that count it."""
+
+    guards: Sequence[Guard]
+    metrics: ModelCallMetrics
+
+
+class GuardedCall:
+    """One model call between its admission and its settlement."""
+
+    def __init__(self, guarding: Guarding, headers: MutableMapping[str, str] | None) -> None:
+        self._guarding = guarding
+        self._headers = headers
+        self._admissions: list[Admission] = []
+        self._call: ModelCall | None = None
+        self._started = time.monotonic()
+
+    async def admit(self, call: ModelCall) -> None:
+        """Every guard admits the call, or the ones that did are released and the refusal
+        raised."""
+        try:
+            for guard in self._guarding.guards:
+                admission = await guard.admit(call)
+                self._admissions.append(admission)
+                if self._headers is not None:
+                    self._headers.update(admission.headers)
+        except BaseException as refusal:
+            if isinstance(refusal, AppError):
+                self._guarding.metrics.refused(refusal.slug)
+            await self._settle_admissions(CallOutcome("cancelled", 0, 0, 0))
+            raise
+        self._call = call
+
+    async def settle(self, status: CallStatus, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count what the admitted call used, once; a call never admitted has nothing to settle."""
+        call, self._call = self._call, None
+        if call is None:
+            return
+        outcome = CallOutcome(
+            status=status,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            duration_ms=round((time.monotonic() - self._started) * 1000),
+        )
+        self._guarding.metrics.settled(call, outcome)
+        await self._settle_admissions(outcome)
+
+    async def _settle_admissions(self, outcome: CallOutcome) -> None:
+        admissions, self._admissions = self._admissions, []
+        if admissions:
+            # In a task of its own, so a cancelled request cannot cut the settlement short.
+            settling = asyncio.ensure_future(_settle_all(admissions, outcome))
+            await asyncio.shield(settling)
+
+
+async def _settle_all(admissions: Sequence[Admission], outcome: CallOutcome) -> None:
+    for admission in reversed(admissions):
+        try:
+            await admission.settle(outcome)
+        except Exception:  # a guard that fails to settle must not stop the others
+            logger.exception("a model call could not be settled")
+
+
+class GuardedChatModel:
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        name: str,
+        caller: Caller,
+        purpose: Purpose,
+        guarding: Guarding,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self._model = model
+        self.name = name
+        self._caller = caller
+        self._purpose = purpose
+        self._guarding = guarding
+        self._headers = headers
+
+    @property
+    def context_window(self) -> int:
+        return self._model.context_window
+
+    @property
+    def ready(self) -> bool:
+        return self._model.ready
+
+    async def start(self) -> None:
+        await self._model.start()
+
+    async def close(self) -> None:
+        await self._model.close()
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return self._model.count_tokens(messages)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        async with aclosing(self.stream(request)) as chunks:
+            return await collect(chunks)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        guarded = GuardedCall(self._guarding, self._headers)
+        prompt_tokens = await asyncio.to_thread(self._prompt_tokens, request)
+        await guarded.admit(
+            ModelCall(
+                caller=self._caller,
+                purpose=self._purpose,
+                model=self.name,
+                kind="chat",
+                prompt_tokens=prompt_tokens,
+                max_completion_tokens=request.sampling.max_tokens,
+            )
+        )
+        status: CallStatus = "cancelled"
+        generated = reply_chars = 0
+        chunks = self._model.stream(request)
+        try:
+            async for chunk in chunks:
+                generated += chunk.tokens
+                reply_chars += len(chunk.text)
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens
+                    generated = chunk.usage.completion_tokens
+                if chunk.finish_reason is not None:
+                    status = "cancelled" if chunk.finish_reason == "cancelled" else "completed"
+                yield chunk
+        except Exception:
+            status = "failed"
+            raise
+        finally:
+            # Closing the provider's stream first frees a local engine's slot at once.
+            await close_iterator(chunks)
+            if status != "completed" and not generated:
+                generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
+            await guarded.settle(status, prompt_tokens, generated)
+
+    def _prompt_tokens(self, request: ChatRequest) -> int:
+        if request.prompt is None:
+            return self._model.count_tokens(request.messages)
+        if isinstance(request.prompt, str):
+            return self._model.count_tokens([ChatMessage("user", request.prompt)])
+        return len(request.prompt)
+
+
+class GuardedEmbeddingModel:
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        *,
+        name: str,
+        caller: Caller,
+        purpose: Purpose,
+        guarding: Guarding,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self._model = model
+        self.name = name
+        self._caller = caller
+        self._purpose = purpose
+        self._guarding = guarding
+        self._headers = headers
+
+    @property
+    def dimension(self) -> int:
+        return self._model.dimension
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self._model.max_input_tokens
+
+    @property
+    def ready(self) -> bool:
+        return self._model.ready
+
+    async def start(self) -> None:
+        await self._model.start()
+
+    async def close(self) -> None:
+        await self._model.close()
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return await self._model.count_tokens(texts)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        counts = await self._model.count_tokens(texts)
+        window = self._model.max_input_tokens
+        tokens = sum(min(count, window) for count in counts)
+        async with self._guarded(tokens):
+            return await self._model.embed(texts)
+
+    def _guarded(self, tokens: int) -> _EmbeddingCall:
+        return _EmbeddingCall(
+            GuardedCall(self._guarding, self._headers),
+            ModelCall(
+                caller=self._caller,
+                purpose=self._purpose,
+                model=self.name,
+                kind="embedding",
+                prompt_tokens=tokens,
+                max_completion_tokens=0,
+            ),
+        )
+
+
+class GuardedTokenIdEmbeddingModel(GuardedEmbeddingModel):
+    """For embedding models that also take token ids (`TokenIdEmbedder`)."""
+
+    def __init__(
+        self,
+        model: TokenIdEmbedder,
+        inner: EmbeddingModel,
+        *,
+        name: str,
+        caller: Caller,
+        purpose: Purpose,
+        guarding: Guarding,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            inner, name=name, caller=caller, purpose=purpose, guarding=guarding, headers=headers
+        )
+        self._ids_model = model
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        return self._ids_model.vocabulary_size
+
+    @property
+    def special_tokens(self) -> int:
+        return self._ids_model.special_tokens
+
+    async def embed_token_ids(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
+        tokens = sum(len(ids) + self.special_tokens for ids in inputs)
+        async with self._guarded(tokens):
+            return await self._ids_model.embed_token_ids(inputs)
+
+
+class _EmbeddingCall:
+    """`async with`: admitted on entry, settled on exit with the input's tokens (or nothing)."""
+
+    def __init__(self, guarded: GuardedCall, call: ModelCall) -> None:
+        self._guarded = guarded
+        self._call = call
+
+    async def __aenter__(self) -> None:
+        await self._guarded.admit(self._call)
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            await self._guarded.settle("completed", self._call.prompt_tokens, 0)
+        elif issubclass(kind, Exception):
+            await self._guarded.settle("failed", 0, 0)
+        else:
+            await self._guarded.settle("cancelled", 0, 0)

@@ -1,0 +1,1 @@
+"""Guards on the model gateway: limits, budgets, rate limits and the usage ledger."""

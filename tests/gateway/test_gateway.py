@@ -1,0 +1,185 @@
+"""The model gateway: every call is admitted by each guard before the model runs and settled
+exactly once when it ends — completed, failed, cancelled, or closed by a client that left —
+with what it really used; refusals release what earlier guards held; metrics count it all."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
+from genai_service.gateway.guards import CallOutcome, ModelCall
+from genai_service.gateway.metrics import ModelCallMetrics
+from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
+from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.errors import BadGateway, TooManyRequests
+from tests.fakes import FailingChatModel, FakeEmbeddingModel, ScriptedChatModel
+
+CALLER = Caller(uuid.uuid4(), uuid.uuid4())
+REPLY = "one two three four five six"
+
+
+@dataclass
+class RecordingAdmission:
+    guard: RecordingGuard
+    call: ModelCall
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {f"x-{self.guard.name}": "admitted"}
+
+    async def settle(self, outcome: CallOutcome) -> None:
+        self.guard.settled.append((self.call, outcome))
+
+
+@dataclass
+class RecordingGuard:
+    name: str
+    refuse: bool = False
+    admitted: list[ModelCall] = field(default_factory=list)
+    settled: list[tuple[ModelCall, CallOutcome]] = field(default_factory=list)
+
+    async def admit(self, call: ModelCall) -> RecordingAdmission:
+        if self.refuse:
+            raise TooManyRequests("over the limit", retry_after=1)
+        self.admitted.append(call)
+        return RecordingAdmission(self, call)
+
+
+def sample(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def request(max_tokens: int = 100) -> ChatRequest:
+    return ChatRequest(
+        messages=[ChatMessage("user", "say six words")],
+        sampling=SamplingParams(max_tokens=max_tokens),
+    )
+
+
+@pytest.fixture
+async def models() -> ModelRegistry:
+    registry = ModelRegistry(
+        chat={
+            "scripted": ScriptedChatModel(reply=REPLY),
+            "slow": ScriptedChatModel(reply=REPLY, chunk_delay=0.05),
+            "failing": FailingChatModel(BadGateway("the upstream closed"), after_chunks=2),
+        },
+        embeddings={"embedder": FakeEmbeddingModel()},
+    )
+    await registry.start()
+    return registry
+
+
+async def test_a_completed_call_is_admitted_with_its_most_and_settled_with_its_use(
+    models: ModelRegistry,
+) -> None:
+    first, second = RecordingGuard("first"), RecordingGuard("second")
+    metrics = ModelCallMetrics()
+    headers: dict[str, str] = {}
+    gateway = ModelGateway(models, [first, second], metrics)
+    model = gateway.chat(CALLER, "chat", "scripted", headers=headers)
+    result = await model.complete(request(max_tokens=100))
+    assert result.text == REPLY
+    [call] = first.admitted
+    assert (call.caller, call.purpose, call.model, call.kind) == (
+        CALLER,
+        "chat",
+        "scripted",
+        "chat",
+    )
+    assert (call.prompt_tokens, call.max_completion_tokens, call.most_tokens) == (3, 100, 103)
+    assert headers == {"x-first": "admitted", "x-second": "admitted"}
+    for guard in (first, second):
+        [(_, outcome)] = guard.settled
+        assert (outcome.status, outcome.prompt_tokens, outcome.completion_tokens) == (
+            "completed",
+            3,
+            6,
+        )
+    labels = {"model": "scripted", "purpose": "chat", "status": "completed"}
+    assert sample(metrics.registry, "model_calls_total", labels) == 1
+    tokens = {"model": "scripted", "kind": "completion"}
+    assert sample(metrics.registry, "model_tokens_total", tokens) == 6
+
+
+async def test_a_refusal_releases_what_earlier_guards_held_and_nothing_runs(
+    models: ModelRegistry,
+) -> None:
+    held, refusing = RecordingGuard("held"), RecordingGuard("refusing", refuse=True)
+    metrics = ModelCallMetrics()
+    gateway = ModelGateway(models, [held, refusing], metrics)
+    scripted = models.chat("scripted")
+    assert isinstance(scripted, ScriptedChatModel)
+    with pytest.raises(TooManyRequests):
+        await gateway.chat(CALLER, "chat", "scripted").complete(request())
+    assert scripted.requests == []
+    [(_, outcome)] = held.settled
+    assert (outcome.status, outcome.total_tokens) == ("cancelled", 0)
+    refused = {"reason": "too-many-requests"}
+    assert sample(metrics.registry, "model_call_refusals_total", refused) == 1
+    calls = {"model": "scripted", "purpose": "chat", "status": "cancelled"}
+    assert sample(metrics.registry, "model_calls_total", calls) == 0
+
+
+async def test_a_stream_its_client_leaves_is_settled_once_with_what_was_sent(
+    models: ModelRegistry,
+) -> None:
+    guard = RecordingGuard("guard")
+    gateway = ModelGateway(models, [guard])
+    async with aclosing(gateway.chat(CALLER, "turn", "slow").stream(request())) as chunks:
+        async for chunk in chunks:
+            if chunk.text.strip() == "two":
+                break
+    [(_, outcome)] = guard.settled
+    assert (outcome.status, outcome.prompt_tokens, outcome.completion_tokens) == (
+        "cancelled",
+        3,
+        2,
+    )
+
+
+async def test_a_cancelled_request_still_settles(models: ModelRegistry) -> None:
+    guard = RecordingGuard("guard")
+    gateway = ModelGateway(models, [guard])
+    task = asyncio.create_task(gateway.chat(CALLER, "chat", "slow").complete(request()))
+    await asyncio.sleep(0.12)  # a few of the slow model's chunks
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [(_, outcome)] = guard.settled
+    assert outcome.status == "cancelled"
+    assert 1 <= outcome.completion_tokens < len(REPLY.split())
+
+
+async def test_a_failed_provider_settles_as_failed_with_the_tokens_it_sent(
+    models: ModelRegistry,
+) -> None:
+    guard = RecordingGuard("guard")
+    gateway = ModelGateway(models, [guard])
+    with pytest.raises(BadGateway):
+        await gateway.chat(CALLER, "chat", "failing").complete(request())
+    [(_, outcome)] = guard.settled
+    assert (outcome.status, outcome.completion_tokens) == ("failed", 2)
+
+
+async def test_embeddings_count_their_input_tokens(models: ModelRegistry) -> None:
+    guard = RecordingGuard("guard")
+    gateway = ModelGateway(models, [guard])
+    vectors = await gateway.embedding(CALLER, "embeddings", "embedder").embed(["a b c", "d"])
+    assert len(vectors) == 2
+    [call] = guard.admitted
+    assert (call.kind, call.prompt_tokens, call.max_completion_tokens) == ("embedding", 8, 0)
+    [(_, outcome)] = guard.settled
+    assert (outcome.status, outcome.prompt_tokens, outcome.completion_tokens) == (
+        "completed",
+        8,
+        0,
+    )
