@@ -315,7 +315,7 @@ async def test_stale_generations_are_failed_on_request(
 async def test_a_reply_past_its_deadline_fails(
     client: httpx.AsyncClient, app: FastAPI, alice: Account
 ) -> None:
-    runtime_of(app).settings.conversations.generation_deadline_seconds = 0.3
+    runtime_of(app).settings.conversations.generation_deadline_seconds = 1.5
     conversation = await new_conversation(client, alice, title="Slow", model=SLOW_CHAT_MODEL)
     response = await ask(client, alice, conversation["id"], "long one")
     assert response.status_code == 502

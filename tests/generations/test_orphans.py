@@ -34,12 +34,13 @@ from tests.fakes import ScriptedChatModel
 from tests.identity import Account
 from tests.polling import wait_until
 
-LIVENESS = 0.3
+LIVENESS = 1.0
 """Seconds of heartbeat silence that make a generation an orphan, in the quick apps here."""
 
 
 def quick(settings: Settings) -> Settings:
-    """Settings of another process on the same database, whose runner beats every 0.1 s."""
+    """Settings of another process on the same database, whose runner beats every third of a
+    second."""
     conversations = settings.conversations.model_copy(
         update={"generation_liveness_seconds": LIVENESS}
     )
@@ -140,9 +141,10 @@ async def test_a_live_writer_in_another_process_is_never_given_up(
     settings: Settings,
     alice: Account,
 ) -> None:
-    """Two processes beat every 0.1 s. One writes a 3 s reply (ten liveness periods); the other
-    gives up a dead process's generation meanwhile, but never the live one — and cannot cancel
-    it (its event log is not shared): 409 with `Retry-After`, the reply untouched."""
+    """Two processes beat every third of a second. One writes a 3 s reply (three liveness
+    periods); the other gives up a dead process's generation meanwhile, but never the live one
+    — and cannot cancel it (its event log is not shared): 409 with `Retry-After`, the reply
+    untouched."""
     async for writer in started_app(quick(settings)):
         async with client_for(writer) as http:
             conversation = await new_conversation(http, alice, model=SLOW_CHAT_MODEL)

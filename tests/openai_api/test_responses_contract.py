@@ -154,6 +154,15 @@ async def test_item_types_other_than_messages_and_function_calls_are_refused_by_
         assert f"'{item['type']}'" in error["message"]
 
 
+async def test_an_item_type_that_is_not_a_string_is_refused(client: httpx.AsyncClient) -> None:
+    for kind in ({"nested": "message"}, ["message"], 7, None):
+        response = await client.post("/v1/responses", json={"input": [{"type": kind}]})
+        assert response.status_code == 400, kind
+        error = response.json()["error"]
+        assert error["param"] == "input.0"
+        assert "must be a string" in error["message"]
+
+
 async def test_built_in_tools_are_refused_by_name(client: httpx.AsyncClient) -> None:
     for tool in (
         {"type": "web_search"},

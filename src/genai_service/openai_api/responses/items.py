@@ -146,6 +146,8 @@ def _known_item_type(value: Any) -> Any:
     """Every item type but messages and function calls (hosted tool calls, reasoning, ...) is
     refused by name."""
     kind = value.get("type", "message") if isinstance(value, dict) else "message"
+    if not isinstance(kind, str):
+        raise PydanticCustomError("string_type", "an input item's type must be a string")
     if kind not in ("message", "function_call", "function_call_output"):
         reason = _ITEM_REFUSALS.get(kind, FUNCTION_TOOLS_ONLY)
         raise PydanticCustomError(
