@@ -8,27 +8,14 @@ an `async def` route). Run: `python -m bench.event_loop`.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
-from bench.http_load import genai_server, load_average, naive_server, percentile
+from bench.http_load import genai_server, load_average, naive_server, percentile, probe_while
 
 STREAMS = 8
 MAX_TOKENS = 128
-PROBE_INTERVAL_S = 0.02
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
-
-
-async def _probe_while(base_url: str, load: asyncio.Task[None]) -> list[float]:
-    latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
-        while not load.done():
-            started = time.perf_counter()
-            await client.get("/healthz")
-            latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(PROBE_INTERVAL_S)
-    return latencies
 
 
 async def _measure(base_url: str, path: str, body: dict[str, object]) -> list[float]:
@@ -45,7 +32,7 @@ async def _measure(base_url: str, path: str, body: dict[str, object]) -> list[fl
 
         load = asyncio.create_task(all_streams())
         await asyncio.sleep(0.05)  # let the generations start
-        latencies = await _probe_while(base_url, load)
+        latencies = await probe_while(base_url, load)
         await load
         return latencies
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,3 +75,18 @@ def naive_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+PROBE_INTERVAL_S = 0.02
+
+
+async def probe_while(base_url: str, load: asyncio.Task[Any]) -> list[float]:
+    """Latencies (ms) of `GET /healthz`, probed every 20 ms until `load` is done."""
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+        while not load.done():
+            started = time.perf_counter()
+            await client.get("/healthz")
+            latencies.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(PROBE_INTERVAL_S)
+    return latencies

@@ -83,7 +83,8 @@ class LocalChatSettings(SettingsSection):
     n_batch: Annotated[int, Field(ge=32)] = 512
     """Tokens per llama.cpp decode call (prompt prefill chunk)."""
     n_threads: Annotated[int, Field(ge=1)] | None = None
-    """llama.cpp threads; default: every core but one (see `decode_context.default_threads`)."""
+    """llama.cpp threads. Default: chosen while serving from the measured decode steps (every
+    core on a quiet machine, fewer while other processes hold cores; see `thread_tuner`)."""
     max_queue: Annotated[int, Field(ge=0)] = 64
     """Requests waiting for a free sequence slot; beyond it requests get 503 with Retry-After."""
     request_timeout: Annotated[float, Field(gt=0)] = 300.0

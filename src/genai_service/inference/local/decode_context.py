@@ -30,16 +30,6 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_threads() -> int:
-    """llama.cpp threads when `n_threads` is not set: every core but one, and at least one.
-
-    llama.cpp's threads wait for each other at every step of a decode; when the server's event
-    loop takes a core from one of them, the others spin until it is back. One core left to the
-    server keeps decode steps regular while requests are being served.
-    """
-    return max(1, available_cores() - 1)
-
-
 @dataclass(slots=True)
 class DecodeContext:
     context: llama_cpp.llama_context_p
@@ -50,6 +40,12 @@ class DecodeContext:
     window: int
     """Tokens one sequence holds, prompt and reply together."""
     threads: int
+    """Threads the next decode uses (`use_threads` changes it)."""
+
+    def use_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            llama_cpp.llama_set_n_threads(self.context, threads, threads)
+            self.threads = threads
 
     def add(self, token: int, position: int, slot: int, *, logits: bool = True) -> int:
         """Append a token of sequence `slot` to the batch; returns its index in the batch."""
@@ -95,7 +91,7 @@ def open_decode_context(
 ) -> DecodeContext:
     """The engine's context; `unified` (one KV buffer for all sequences) only for comparing
     layouts in benchmarks: the engine relies on a stream per sequence (see above)."""
-    threads = settings.n_threads or default_threads()
+    threads = settings.n_threads or available_cores()
     capacity = max(settings.n_batch, settings.n_seq_max)
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = settings.n_ctx * settings.n_seq_max

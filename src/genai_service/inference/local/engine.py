@@ -26,11 +26,16 @@ from genai_service.inference.base import (
     ProviderError,
     Usage,
 )
-from genai_service.inference.local.decode_context import DecodeContext, open_decode_context
+from genai_service.inference.local.decode_context import (
+    DecodeContext,
+    available_cores,
+    open_decode_context,
+)
 from genai_service.inference.local.job import Failed, Finished, GenerationJob
 from genai_service.inference.local.native import free_model, load_model
 from genai_service.inference.local.prefix_cache import Placement, PrefixCache
 from genai_service.inference.local.sequence import ActiveSequence
+from genai_service.inference.local.thread_tuner import ThreadTuner, thread_choices
 from genai_service.inference.local.vocabulary import Vocabulary
 from genai_service.kit.errors import AppError
 from genai_service.settings import LocalChatSettings
@@ -52,6 +57,8 @@ class EngineStats:
     """Prompt tokens of the requests admitted so far."""
     reused_tokens: int
     """Of those, tokens whose KV cache was reused from an earlier or a running sequence."""
+    threads: int
+    """llama.cpp threads decode steps use now (see `thread_tuner`)."""
 
 
 class LlamaEngine:
@@ -73,6 +80,9 @@ class LlamaEngine:
         # Engine thread only (after start):
         self._active: dict[int, ActiveSequence] = {}
         self._prefixes = PrefixCache(settings.n_seq_max, enabled=settings.reuse_prefixes)
+        self._threads = ThreadTuner(
+            [settings.n_threads] if settings.n_threads else thread_choices(available_cores())
+        )
         self._copies: dict[int, tuple[int, int, GenerationJob]] = {}
         """Sequences waiting to copy a shared prefix from a running one: by slot, the source's
         slot, the tokens to copy and the source's job."""
@@ -98,6 +108,7 @@ class LlamaEngine:
                 generated_tokens=self._generated_tokens,
                 prompt_tokens=self._prompt_tokens,
                 reused_tokens=self._reused_tokens,
+                threads=self._threads.current,
             )
 
     def start(self) -> None:
@@ -118,11 +129,12 @@ class LlamaEngine:
         self._decoder: DecodeContext = open_decode_context(self._model, self._settings)
         self._context_window = self._decoder.window
         logger.info(
-            "llama.cpp engine: {} sequences x {} tokens, batch {}, {} threads",
+            "llama.cpp engine: {} sequences x {} tokens, batch {}, {} threads{}",
             self._settings.n_seq_max,
             self._decoder.window,
             self._decoder.capacity,
             self._decoder.threads,
+            "" if self._settings.n_threads else " (tuned while serving)",
         )
 
     def submit(self, job: GenerationJob) -> None:
@@ -269,7 +281,10 @@ class LlamaEngine:
                 last = batch.n_tokens - 1
                 batch.logits[last] = 1
                 outputs.append((sequence, last))
+        decoder.use_threads(self._threads.threads)
+        started = time.perf_counter()
         status = decoder.decode()
+        self._threads.observe(batch.n_tokens, time.perf_counter() - started)
         if status != 0:
             failure = ProviderError(f"llama.cpp failed to decode a batch (status {status})")
             for sequence in participants:
