@@ -3,13 +3,16 @@
 The benchmarks measure the server, so the client should cost as little CPU as possible on the
 same cores: no connection management beyond a fixed pool, no header normalisation, no
 redirects, one `Content-Length` body per response. It speaks just enough HTTP/1.1 for
-genai-service's JSON endpoints, and checks every status code.
+genai-service's JSON endpoints and its streams (chunked bodies), and checks every status code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,30 +26,51 @@ class ConnectionClosed(ConnectionError):
     """The server closed an idle keep-alive connection; the request can be sent again."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    body: bytes
+    first_seen_s: float | None
+    """Seconds from sending the request to the first body piece holding the awaited bytes."""
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
 
-    async def post_json(self, host: str, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode("ascii")
+    async def exchange(self, head: bytes, body: bytes, until: bytes | None) -> _Response:
+        """Send one request; read its reply. `until`: note when the body first holds it."""
+        started = time.perf_counter()
         self.writer.write(head + body)
         status_line = await self.reader.readline()
         if not status_line:
             raise ConnectionClosed
         status = int(status_line.split(b" ", 2)[1])
-        length = 0
+        length, chunked = 0, False
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
                 break
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value.strip())
-        return status, await self.reader.readexactly(length)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if not chunked:
+            content = await self.reader.readexactly(length)
+            seen = until is None or until in content
+            return _Response(status, content, time.perf_counter() - started if seen else None)
+        pieces: list[bytes] = []
+        first_seen: float | None = None
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            pieces.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+            if first_seen is None and until is not None and until in pieces[-1]:
+                first_seen = time.perf_counter() - started
+        await self.reader.readline()  # the empty trailer
+        return _Response(status, b"".join(pieces), first_seen)
 
     def close(self) -> None:
         self.writer.close()
@@ -55,8 +79,11 @@ class _Connection:
 class KeepAliveClient:
     """Up to `connections` keep-alive connections to one server; requests wait for a free one."""
 
-    def __init__(self, base_url: str, connections: int) -> None:
+    def __init__(
+        self, base_url: str, connections: int, headers: Mapping[str, str] | None = None
+    ) -> None:
         parts = urlsplit(base_url)
+        self._headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._host_header = parts.netloc
@@ -91,16 +118,31 @@ class KeepAliveClient:
 
     async def post_json(self, path: str, payload: object) -> Any:
         """POST `payload` as JSON; the decoded JSON reply. Anything but 200 raises."""
-        data = json.dumps(payload).encode()
+        return json.loads((await self._post(path, payload, until=None)).body)
+
+    async def post_stream(self, path: str, payload: object, until: bytes) -> float:
+        """POST `payload` as JSON and read the streamed reply to its end; the seconds until its
+        body first held `until`. Anything but 200, or a reply without it, raises."""
+        response = await self._post(path, payload, until=until)
+        if response.first_seen_s is None:
+            raise HttpStatusError(f"POST {path}: no {until!r} in {response.body[:200]!r}")
+        return response.first_seen_s
+
+    async def _post(self, path: str, payload: object, until: bytes | None) -> _Response:
+        body = json.dumps(payload).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._headers}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii")
         connection = await self._idle.get()
         try:
             try:
-                status, body = await connection.post_json(self._host_header, path, data)
+                response = await connection.exchange(head, body, until)
             except ConnectionClosed:
                 connection = await self._reconnect(connection)
-                status, body = await connection.post_json(self._host_header, path, data)
+                response = await connection.exchange(head, body, until)
         finally:
             self._idle.put_nowait(connection)
-        if status != 200:
-            raise HttpStatusError(f"POST {path}: {status} {body[:200]!r}")
-        return json.loads(body)
+        if response.status != 200:
+            raise HttpStatusError(f"POST {path}: {response.status} {response.body[:200]!r}")
+        return response

@@ -31,6 +31,7 @@ from genai_service.inference.base import (
     ToolCallDelta,
     Usage,
     collect,
+    request_prompt_tokens,
 )
 from genai_service.kit.errors import AppError
 
@@ -69,6 +70,11 @@ class ScriptedChatModel:
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return sum(len(message.content.split()) for message in messages)
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        if isinstance(request.prompt, str):
+            return len(request.prompt.split())
+        return request_prompt_tokens(request, self.count_tokens)
 
     def reply_to(self, request: ChatRequest) -> str:
         """The whole reply before `max_tokens` and stop sequences apply."""

@@ -137,13 +137,16 @@ class GuardedChatModel:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return self._model.count_tokens(messages)
 
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return await self._model.count_prompt_tokens(request)
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         async with aclosing(self.stream(request)) as chunks:
             return await collect(chunks)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         guarded = GuardedCall(self._guarding, self._headers)
-        prompt_tokens = await asyncio.to_thread(self._prompt_tokens, request)
+        prompt_tokens = await self._model.count_prompt_tokens(request)
         await guarded.admit(
             ModelCall(
                 caller=self._caller,
@@ -176,13 +179,6 @@ class GuardedChatModel:
             if status != "completed" and not generated:
                 generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
             await guarded.settle(status, prompt_tokens, generated)
-
-    def _prompt_tokens(self, request: ChatRequest) -> int:
-        if request.prompt is None:
-            return self._model.count_tokens(request.messages)
-        if isinstance(request.prompt, str):
-            return self._model.count_tokens([ChatMessage("user", request.prompt)])
-        return len(request.prompt)
 
 
 class GuardedEmbeddingModel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -174,6 +174,18 @@ class ChatResult:
     logprobs: tuple[TokenLogprob, ...] = ()
 
 
+def request_prompt_tokens(
+    request: ChatRequest, count_tokens: Callable[[Sequence[ChatMessage]], int]
+) -> int:
+    """The prompt tokens of `request` by a model's `count_tokens`: a raw prompt's text counts as
+    one user message, its token ids as themselves."""
+    if request.prompt is None:
+        return count_tokens(request.messages)
+    if isinstance(request.prompt, str):
+        return count_tokens([ChatMessage("user", request.prompt)])
+    return len(request.prompt)
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """A chat model. `complete` and `stream` go through the same request/response processing."""
@@ -192,6 +204,12 @@ class ChatModel(Protocol):
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the formatted prompt of `messages` takes (an estimate for remote models)."""
+        ...
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """Tokens the prompt of `request` takes, its messages or its raw prompt. A model whose
+        count is costly (a tokenizer, a chat template) counts on a worker thread; one whose
+        count is an estimate counts at once, sparing the hop."""
         ...
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]: ...

@@ -89,6 +89,9 @@ class FallbackChatModel:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return self.providers[0].count_tokens(messages)
 
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return await self.providers[0].count_prompt_tokens(request)
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         return await _first_answer(self.name, self.providers, lambda p: p.complete(request))
 

@@ -18,6 +18,7 @@ from genai_service.inference.base import (
     ToolCallAssembler,
     Usage,
     collect,
+    request_prompt_tokens,
 )
 from genai_service.inference.openai_compatible.endpoint import (
     CHARS_PER_TOKEN,
@@ -61,6 +62,9 @@ class OpenAICompatibleChatModel:
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return estimate_prompt_tokens(messages)
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return request_prompt_tokens(request, self.count_tokens)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         async with aclosing(self.stream(request)) as chunks:

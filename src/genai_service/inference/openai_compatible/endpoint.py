@@ -16,6 +16,7 @@ from genai_service.inference.base import (
     PromptTooLong,
     ProviderError,
 )
+from genai_service.inference.openai_compatible.sdk_client import CompiledValidationClient
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.settings import ProviderSettings
 
@@ -61,7 +62,7 @@ class OpenAICompatibleEndpoint:
             # A keyless server (vLLM, Ollama): never send it the OPENAI_API_KEY of the environment.
             api_key = KEYLESS_API_KEY
         try:
-            return openai.AsyncOpenAI(
+            return CompiledValidationClient(
                 base_url=self._settings.base_url,
                 api_key=api_key,
                 timeout=self._settings.timeout,

@@ -1,0 +1,246 @@
+"""What the web tier costs: `/v1` through genai-service to a fast fake upstream, against the same
+load sent straight to the upstream.
+
+The upstream (bench/fake_upstream.py) answers at once, so whatever genai-service adds —
+authenticating the API key, validating the body, the guards and the accounting, calling the
+upstream, re-encoding its reply — is the whole difference. One genai-service worker process is
+pinned to one core; the load client and the upstream share the other, so the server's core is
+its own. Rounds alternate between straight and through, so a change in the machine's load falls
+on both; each figure is the median over the rounds.
+
+Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight
+and through, the added p50, and genai-service's CPU milliseconds per request (user + system time
+of its process over the requests it served). Streamed chat (16 chunks): the time to the first
+content chunk straight and through, and the time added, at concurrency 1 and 8.
+Run: `python -m bench.web_tier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench.fake_upstream import MODEL, REPLY_PIECES
+from bench.http_load import load_average, percentile
+from bench.keepalive_client import KeepAliveClient
+from tests.live_server import free_port
+
+SERVER_CORES = {1}
+CLIENT_CORES = {0}
+"""The client and the upstream share a core; genai-service has the other to itself."""
+CONCURRENCIES = (1, 8, 32)
+REQUESTS = {1: 400, 8: 2_000, 32: 2_000}
+STREAM_CONCURRENCIES = (1, 8)
+STREAM_REQUESTS = {1: 300, 8: 1_000}
+WARMUP_REQUESTS = 500
+ROUNDS = 3
+READY_TIMEOUT_S = 120
+PASSWORD = "bench-web-tier-Passphrase-1"  # noqa: S105 - a throwaway account in a temporary database
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+STREAM = {**CHAT, "stream": True}
+FIRST_CONTENT = REPLY_PIECES[0].strip().encode()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _process(
+    args: Sequence[str], ready_url: str, env: dict[str, str], cores: set[int]
+) -> Iterator[int]:
+    """A Python process pinned to `cores`, once `ready_url` answers 200; yields its pid."""
+    with tempfile.TemporaryFile() as log:
+        running = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        os.sched_setaffinity(running.pid, cores)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                if running.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"{args} exited:\n{log.read().decode()[-4000:]}")
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{args} not ready in time")
+                time.sleep(0.25)
+            yield running.pid
+        finally:
+            running.terminate()
+            try:
+                running.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                running.kill()
+                running.wait(timeout=10)
+
+
+@contextmanager
+def _upstream() -> Iterator[str]:
+    port = free_port()
+    args = ["-m", "uvicorn", "bench.fake_upstream:app", "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log"]
+    with _process(args, f"http://127.0.0.1:{port}/healthz", os.environ.copy(), CLIENT_CORES):
+        yield f"http://127.0.0.1:{port}"
+
+
+def _service_env(root: Path, upstream: str) -> dict[str, str]:
+    provider = f'[{{"kind": "openai_compatible", "base_url": "{upstream}/v1", "max_retries": 0}}]'
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GENAI_")},
+        "GENAI_CONFIG": os.devnull,
+        "GENAI_DATA_DIR": str(root / "data"),
+        "GENAI_INFERENCE__CHAT_MODELS": f'{{"{MODEL}": {provider}}}',
+        "GENAI_INFERENCE__EMBEDDING_MODELS": f'{{"fake-embeddings": {provider}}}',
+        "GENAI_INFERENCE__DEFAULT_CHAT_MODEL": MODEL,
+        "GENAI_INFERENCE__DEFAULT_EMBEDDING_MODEL": "fake-embeddings",
+    }
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "genai_service", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@contextmanager
+def _service(upstream: str) -> Iterator[tuple[str, str, int]]:
+    """genai-service as `genai-service serve` runs it, one worker, with an account and its API
+    key; yields its URL, the key and the server's pid."""
+    with tempfile.TemporaryDirectory(prefix="genai-bench-web-") as root:
+        env = _service_env(Path(root), upstream)
+        email = "bench@example.com"
+        _cli(env, "users", "create", "--email", email, "--password", PASSWORD)
+        key = _cli(env, "keys", "create", "--email", email, "--name", "bench")
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        args = ["-m", "genai_service", "serve", "--port", str(port)]
+        with _process(args, f"{base_url}/readyz", env, SERVER_CORES) as pid:
+            yield base_url, key, pid
+
+
+Send = Callable[[], Awaitable[float]]
+
+
+async def _run(send: Send, requests: int, concurrency: int) -> tuple[list[float], float]:
+    """Each request's figure (seconds), `concurrency` at a time, and the wall time of all."""
+    figures: list[float] = []
+    left = requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            figures.append(await send())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return figures, time.perf_counter() - started
+
+
+def _latency(client: KeepAliveClient) -> Send:
+    async def send() -> float:
+        started = time.perf_counter()
+        reply = await client.post_json("/v1/chat/completions", CHAT)
+        if reply["usage"]["completion_tokens"] != len(REPLY_PIECES):
+            raise RuntimeError(f"unexpected reply: {reply}")
+        return time.perf_counter() - started
+
+    return send
+
+
+def _first_chunk(client: KeepAliveClient) -> Send:
+    async def send() -> float:
+        return await client.post_stream("/v1/chat/completions", STREAM, until=FIRST_CONTENT)
+
+    return send
+
+
+class Figures(dict[str, list[float]]):
+    def add(self, name: str, value: float) -> None:
+        self.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self[name])
+
+
+async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Figures:
+    figures = Figures()
+    auth = {"Authorization": f"Bearer {key}"}
+    largest = max(CONCURRENCIES)
+    async with (
+        KeepAliveClient(upstream, connections=largest) as straight,
+        KeepAliveClient(service, connections=largest, headers=auth) as through,
+    ):
+        for client in (straight, through):
+            await _run(_latency(client), WARMUP_REQUESTS, 8)
+            await _run(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
+        for _ in range(ROUNDS):
+            for concurrency in CONCURRENCIES:
+                requests = REQUESTS[concurrency]
+                for name, client in (("straight", straight), ("through", through)):
+                    cpu_before = _cpu_seconds(server_pid)
+                    latencies, wall = await _run(_latency(client), requests, concurrency)
+                    cpu = _cpu_seconds(server_pid) - cpu_before
+                    tag = f"{name}_c{concurrency}"
+                    figures.add(f"{tag}_rps", requests / wall)
+                    figures.add(f"{tag}_p50", percentile(latencies, 50))
+                    figures.add(f"{tag}_p99", percentile(latencies, 99))
+                    if name == "through":
+                        figures.add(f"cpu_ms_c{concurrency}", cpu * 1000 / requests)
+            for concurrency in STREAM_CONCURRENCIES:
+                requests = STREAM_REQUESTS[concurrency]
+                for name, client in (("straight", straight), ("through", through)):
+                    firsts, _ = await _run(_first_chunk(client), requests, concurrency)
+                    figures.add(f"{name}_ttfc_c{concurrency}", percentile(firsts, 50))
+    return figures
+
+
+def main() -> None:
+    print(f"load_average_before {load_average()}")
+    os.sched_setaffinity(0, CLIENT_CORES)
+    with _upstream() as upstream, _service(upstream) as (service, key, server_pid):
+        figures = asyncio.run(_measure(upstream, service, key, server_pid))
+    for concurrency in CONCURRENCIES:
+        for name in ("straight", "through"):
+            tag = f"{name}_c{concurrency}"
+            print(f"chat_{tag}_requests_per_s {figures.median(f'{tag}_rps'):.0f}")
+            print(f"chat_{tag}_p50_ms {figures.median(f'{tag}_p50') * 1000:.2f}")
+            print(f"chat_{tag}_p99_ms {figures.median(f'{tag}_p99') * 1000:.2f}")
+        added = figures.median(f"through_c{concurrency}_p50")
+        added -= figures.median(f"straight_c{concurrency}_p50")
+        print(f"chat_added_p50_ms_c{concurrency} {added * 1000:.2f}")
+        cpu_ms = figures.median(f"cpu_ms_c{concurrency}")
+        print(f"server_cpu_ms_per_request_c{concurrency} {cpu_ms:.2f}")
+    for concurrency in STREAM_CONCURRENCIES:
+        straight = figures.median(f"straight_ttfc_c{concurrency}") * 1000
+        through = figures.median(f"through_ttfc_c{concurrency}") * 1000
+        print(f"stream_straight_first_chunk_ms_c{concurrency} {straight:.2f}")
+        print(f"stream_through_first_chunk_ms_c{concurrency} {through:.2f}")
+        print(f"stream_added_first_chunk_ms_c{concurrency} {through - straight:.2f}")
+    print(f"load_average_after {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
