@@ -92,6 +92,12 @@ def chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
     }
 
 
+def loose_chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    """A chunk as some servers send it: no `id` nor `created`, a vendor field of its own."""
+    loose = {key: value for key, value in chunk(content, finish).items() if key != "created"}
+    return {**loose, "id": None, "x_vendor_timing": {"decode_ms": 3}}
+
+
 USAGE_CHUNK = {
     "id": "chatcmpl-1",
     "object": "chat.completion.chunk",
@@ -146,6 +152,7 @@ STREAMS: dict[str, list[dict[str, Any] | str]] = {
     "logprobs": [logprob_chunk("Hi", -0.5), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
     "not-json": [chunk("Sure! {"), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
     "ok": [chunk("Hel"), chunk("lo"), chunk(None, "stop"), USAGE_CHUNK, "[DONE]"],
+    "loose": [loose_chunk("Hel"), loose_chunk("lo"), loose_chunk(None, "stop"), "[DONE]"],
     "slow": [chunk("late", "stop"), "[DONE]"],
     "no-usage": [chunk("abcdefgh"), chunk(None, "length"), "[DONE]"],
     "no-finish": [chunk("Hel"), "[DONE]"],
@@ -337,6 +344,17 @@ async def test_stream_yields_text_then_finish_and_the_servers_usage(
         3,
     )
     assert server.recorded.authorizations[-1] == f"Bearer {API_KEY}"
+
+
+async def test_chunks_off_the_openai_schema_are_still_read(server: ScriptedServer) -> None:
+    """Replies are validated by pydantic's compiled validators first; a chunk those reject is
+    read the SDK's lenient way, so a server that works with the SDK works here."""
+    model = await started_chat(server.url("loose"))
+    try:
+        result = await model.complete(REQUEST)
+    finally:
+        await model.close()
+    assert (result.text, result.finish_reason) == ("Hello", "stop")
 
 
 async def test_length_finish_and_estimated_usage_when_the_server_reports_none(
