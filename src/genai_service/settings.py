@@ -290,9 +290,10 @@ class Limits(SettingsSection):
     tokens_per_month: Annotated[int, Field(ge=0)] | None = None
     """Tokens per UTC calendar month, counted as `tokens_per_day` is."""
     requests_per_minute: Annotated[int, Field(ge=0)] | None = None
-    """Model calls per minute."""
+    """Model calls per minute, refilled continuously."""
     tokens_per_minute: Annotated[int, Field(ge=0)] | None = None
-    """Tokens per minute; a call counts what it reserves (its prompt and `max_tokens`)."""
+    """Tokens per minute; a call holds what it may use (its prompt and `max_tokens`) while it
+    runs, and what it did not use comes back when it ends."""
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     """Model calls in flight at once."""
 

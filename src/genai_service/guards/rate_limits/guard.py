@@ -85,9 +85,7 @@ class CallHolds:
                 continue
             prefix = f"{scope}:{owner}"
             if limits.requests_per_minute is not None:
-                window = Window(
-                    f"{prefix}:requests", limits.requests_per_minute, PERIOD_SECONDS, 1
-                )
+                window = Window(f"{prefix}:requests", limits.requests_per_minute, PERIOD_SECONDS, 1)
                 windows.append(_Counted(window, scope, "requests"))
             if limits.tokens_per_minute is not None:
                 window = Window(
