@@ -28,6 +28,7 @@ from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.guards.limits import StoredLimits
+from genai_service.guards.limits_cache import CachedLimits
 from genai_service.guards.rate_limits.guard import RateLimitGuard
 from genai_service.guards.rate_limits.memory import InMemoryRateLimitStorage
 from genai_service.inference.registry import ModelRegistry
@@ -60,7 +61,9 @@ async def open_runtime(
         models = models or ModelRegistry.from_settings(settings.inference)
         stack.push_async_callback(models.close)
         rate_limits = InMemoryRateLimitStorage()
-        limits = StoredLimits(sessionmaker, settings.limits)
+        limits = CachedLimits(
+            StoredLimits(sessionmaker, settings.limits), settings.limits.cache_seconds
+        )
         # The rate limits first: a refusal from memory costs less than a budget's reservation.
         guards = [RateLimitGuard(limits, rate_limits)]
         gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))
@@ -102,10 +105,14 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             models=models,
             gateway=gateway,
+            limits=limits,
             rate_limits=rate_limits,
             events=events,
             login_throttle=LoginThrottle.in_memory(settings.auth),
-            caller_cache=CallerCache(settings.auth.caller_cache_seconds),
+            caller_cache=CallerCache(
+                settings.auth.caller_cache_seconds,
+                on_forget_user=lambda _user_id: limits.forget(),  # a role holds its defaults
+            ),
             storage=storage,
             vector_store=store,
             retriever=retriever,

@@ -307,6 +307,10 @@ class LimitsSettings(SettingsSection):
     """Defaults for users."""
     admin: Limits = Field(default_factory=Limits)
     """Defaults for admins."""
+    cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    """How long a process trusts the limits it read for a caller, so model calls do not wait
+    for the database. Changes made through this process apply at once; ones made by another
+    process (another web worker, the CLI) within this time. 0: read them at every call."""
 
 
 class Settings(BaseSettings):

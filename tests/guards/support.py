@@ -93,13 +93,17 @@ async def set_limits(
     api_key_id: str | None = None,
     **limits: int | None,
 ) -> None:
+    """A limits row for a user or a key, written as the limits API writes it: the process
+    forgets the limits it remembered once the row is committed."""
     row = CallerLimits(
         user_id=uuid.UUID(user_id) if user_id else None,
         api_key_id=uuid.UUID(api_key_id) if api_key_id else None,
         **limits,
     )
-    async with runtime_of(app).sessionmaker.begin() as session:
+    runtime = runtime_of(app)
+    async with runtime.sessionmaker.begin() as session:
         await LimitsRepository(session).add(row)
+        runtime.limits.forget_on_commit(session)
 
 
 def chat(content: str = "hello there", *, model: str = "fake-chat", **extra: Any) -> dict[str, Any]:
