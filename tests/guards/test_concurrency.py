@@ -1,6 +1,6 @@
 """`max_concurrent`: never more model calls in flight than the limit, measured in the model; the
 rest refused with 429; and every slot back when its call ends — streams whose clients drop
-mid-stream, requests cancelled, generations cancelled — so no slot can leak."""
+mid-stream, requests cancelled, generations cancelled, a provider failing — so no slot can leak."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
-from tests.conversations.support import new_conversation
+from tests.conversations.support import FAILING_CHAT_MODEL, new_conversation
 from tests.guards.support import GATED_CHAT_MODEL, chat, gated_model, rate_storage, set_limits
 from tests.identity import Account
 from tests.polling import wait_until
@@ -138,3 +138,31 @@ async def test_a_cancelled_generation_gives_its_slot_back(
     assert cancelled.status_code == 200, cancelled.text
     await wait_until(lambda: storage.in_flight(slots_key(alice)) == 0)
     assert model.in_flight == 0
+
+
+async def test_a_failed_provider_gives_its_slot_and_unused_tokens_back(
+    app: FastAPI, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await set_limits(app, user_id=alice.id, max_concurrent=1, tokens_per_minute=1000)
+    storage = rate_storage(app)
+    # Each call holds its prompt and 400 tokens: without their unused tokens given back, the
+    # third would not fit.
+    body = chat(model=FAILING_CHAT_MODEL, max_tokens=400)
+    failed = await client.post("/v1/chat/completions", json=body, headers=alice.headers)
+    assert failed.status_code >= 500
+    assert "error" in failed.json()
+    await wait_until(lambda: storage.in_flight(slots_key(alice)) == 0)
+    async with client.stream(
+        "POST", "/v1/chat/completions", json={**body, "stream": True}, headers=alice.headers
+    ) as streamed:
+        assert streamed.status_code == 200
+        events = [line async for line in streamed.aiter_lines() if line.startswith("data:")]
+    assert events  # the chunks it sent before it failed
+    await wait_until(lambda: storage.in_flight(slots_key(alice)) == 0)
+    after = await client.post("/v1/chat/completions", json=body, headers=alice.headers)
+    assert after.status_code >= 500
+    assert after.json()["error"]["code"] != "rate_limit_exceeded"
+    admitted = await client.post(
+        "/v1/chat/completions", json=chat(max_tokens=400), headers=alice.headers
+    )
+    assert admitted.status_code == 200
