@@ -165,7 +165,8 @@ screenshots: install-dev system-deps
 	GENAI_UI_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_page_layout.py
 
 # One after another: each compares two things in one run and prints one figure per line.
-BENCHMARKS := event_loop throughput structured_output prefix_reuse memory embeddings ingestion search
+BENCHMARKS := event_loop throughput structured_output prefix_reuse memory web_tier guards embeddings \
+	ingestion search
 bench: install-dev
 	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 

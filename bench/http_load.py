@@ -90,3 +90,42 @@ async def probe_while(base_url: str, load: asyncio.Task[Any]) -> list[float]:
             latencies.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(PROBE_INTERVAL_S)
     return latencies
+
+
+READY_TIMEOUT_S = 120
+
+
+@contextmanager
+def process(
+    args: Sequence[str], ready_url: str, env: dict[str, str], cores: set[int] | None = None
+) -> Iterator[int]:
+    """A Python process (pinned to `cores` if given), once `ready_url` answers 200; yields its
+    pid. Its output goes to a temporary file, shown if it exits early."""
+    with tempfile.TemporaryFile() as log:
+        running = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        if cores is not None:
+            os.sched_setaffinity(running.pid, cores)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                if running.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"{args} exited:\n{log.read().decode()[-4000:]}")
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{args} not ready in time")
+                time.sleep(0.25)
+            yield running.pid
+        finally:
+            running.terminate()
+            try:
+                running.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                running.kill()
+                running.wait(timeout=10)

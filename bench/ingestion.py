@@ -22,6 +22,7 @@ from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.service import DocumentService
 from genai_service.documents.sniffing import DocumentType
 from genai_service.documents.storage import DocumentStorage
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.inference.embeddings import LocalEmbeddingModel, default_model_path
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
@@ -109,6 +110,7 @@ async def pipeline_chunks_per_s(pdf: bytes, root: Path) -> tuple[int, float]:
         runner = IngestionRunner(
             sessionmaker=sessionmaker,
             models=models,
+            gateway=ModelGateway(models),
             store=store,
             storage=storage,
             settings=settings.documents,

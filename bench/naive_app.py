@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -46,7 +47,8 @@ async def generate(body: Prompt) -> StreamingResponse:
             temperature=0,
             stream=True,
         ):
-            yield chunk["choices"][0]["delta"].get("content") or ""  # type: ignore[index]
+            delta: dict[str, Any] = cast(dict[str, Any], chunk)["choices"][0]["delta"]
+            yield str(delta.get("content") or "")
 
     # Iterating a sync generator from an async route the naive way: on the event loop.
     async def on_the_loop() -> AsyncIterator[str]:

@@ -24,14 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from bench.fake_upstream import MODEL, REPLY_PIECES
-from bench.http_load import load_average, percentile
+from bench.http_load import load_average, percentile, process
 from bench.keepalive_client import KeepAliveClient
 from tests.live_server import free_port
 
@@ -44,7 +42,6 @@ STREAM_CONCURRENCIES = (1, 8)
 STREAM_REQUESTS = {1: 300, 8: 1_000}
 WARMUP_REQUESTS = 500
 ROUNDS = 3
-READY_TIMEOUT_S = 120
 PASSWORD = "bench-web-tier-Passphrase-1"  # noqa: S105 - a throwaway account in a temporary database
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 STREAM = {**CHAT, "stream": True}
@@ -58,45 +55,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def _process(
-    args: Sequence[str], ready_url: str, env: dict[str, str], cores: set[int]
-) -> Iterator[int]:
-    """A Python process pinned to `cores`, once `ready_url` answers 200; yields its pid."""
-    with tempfile.TemporaryFile() as log:
-        running = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        os.sched_setaffinity(running.pid, cores)
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                if running.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"{args} exited:\n{log.read().decode()[-4000:]}")
-                try:
-                    if httpx.get(ready_url, timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{args} not ready in time")
-                time.sleep(0.25)
-            yield running.pid
-        finally:
-            running.terminate()
-            try:
-                running.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                running.kill()
-                running.wait(timeout=10)
-
-
-@contextmanager
 def _upstream() -> Iterator[str]:
     port = free_port()
     args = ["-m", "uvicorn", "bench.fake_upstream:app", "--port", str(port)]
     args += ["--log-level", "warning", "--no-access-log"]
-    with _process(args, f"http://127.0.0.1:{port}/healthz", os.environ.copy(), CLIENT_CORES):
+    with process(args, f"http://127.0.0.1:{port}/healthz", os.environ.copy(), CLIENT_CORES):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -136,7 +99,7 @@ def _service(upstream: str) -> Iterator[tuple[str, str, int]]:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         args = ["-m", "genai_service", "serve", "--port", str(port)]
-        with _process(args, f"{base_url}/readyz", env, SERVER_CORES) as pid:
+        with process(args, f"{base_url}/readyz", env, SERVER_CORES) as pid:
             yield base_url, key, pid
 
 

@@ -14,6 +14,7 @@ from genai_service import __version__
 from genai_service.api import api_router
 from genai_service.composition import open_runtime
 from genai_service.generations.sse import GENERATION_ID_HEADER
+from genai_service.guards.rate_limits.headers import RATE_LIMIT_HEADERS, RETRY_AFTER_MS
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.logging import configure_logging
 from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware, metrics_router
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
             REQUEST_ID_HEADER,
             RESPONSE_TIME_HEADER,
             "Retry-After",
+            RETRY_AFTER_MS,
+            *RATE_LIMIT_HEADERS,
             GENERATION_ID_HEADER,
         ],
     )

@@ -27,6 +27,10 @@ from genai_service.gateway.gateway import ModelGateway
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
+from genai_service.guards.limits import StoredLimits
+from genai_service.guards.limits_cache import CachedLimits
+from genai_service.guards.rate_limits.guard import RateLimitGuard
+from genai_service.guards.rate_limits.memory import InMemoryRateLimitStorage
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.migrations import upgrade_database
@@ -56,7 +60,13 @@ async def open_runtime(
         sessionmaker = create_sessionmaker(engine)
         models = models or ModelRegistry.from_settings(settings.inference)
         stack.push_async_callback(models.close)
-        gateway = ModelGateway(models, metrics=ModelCallMetrics(registry))
+        rate_limits = InMemoryRateLimitStorage()
+        limits = CachedLimits(
+            StoredLimits(sessionmaker, settings.limits), settings.limits.cache_seconds
+        )
+        # The rate limits first: a refusal from memory costs less than a budget's reservation.
+        guards = [RateLimitGuard(limits, rate_limits)]
+        gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))
         events = InMemoryEventLog(settings.conversations.event_retention_seconds)
         storage = DocumentStorage(settings.documents_dir)
         store: QdrantVectorStore | None = None
@@ -71,9 +81,7 @@ async def open_runtime(
         generations: GenerationRunner | None = None
         if mode == "server":
             replies = ConversationReplies(sessionmaker, gateway, settings.conversations)
-            generations = GenerationRunner(
-                sessionmaker, gateway, events, settings.conversations, replies
-            )
+            generations = GenerationRunner(sessionmaker, events, settings.conversations, replies)
             stack.push_async_callback(generations.close)
             generations.start()
         ingestion: IngestionRunner | None = None
@@ -97,9 +105,14 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             models=models,
             gateway=gateway,
+            limits=limits,
+            rate_limits=rate_limits,
             events=events,
             login_throttle=LoginThrottle.in_memory(settings.auth),
-            caller_cache=CallerCache(settings.auth.caller_cache_seconds),
+            caller_cache=CallerCache(
+                settings.auth.caller_cache_seconds,
+                on_forget_user=lambda _user_id: limits.forget(),  # a role holds its defaults
+            ),
             storage=storage,
             vector_store=store,
             retriever=retriever,

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from genai_service.gateway.gateway import ModelGateway
     from genai_service.generations.events import EventLog
     from genai_service.generations.runner import GenerationRunner
+    from genai_service.guards.limits_cache import CachedLimits
+    from genai_service.guards.rate_limits.storage import RateLimitStorage
     from genai_service.inference.registry import ModelRegistry
     from genai_service.retrieval.service import RetrievalService
     from genai_service.retrieval.vector_store import QdrantVectorStore
@@ -46,6 +48,11 @@ class Runtime:
     """For what is not a model call: readiness, names, context windows, token counts."""
     gateway: ModelGateway
     """For every model call: it knows the caller."""
+    limits: CachedLimits
+    """The limits in force for a caller, as the guards read them; whatever changes limits calls
+    `limits.forget_on_commit`."""
+    rate_limits: RateLimitStorage
+    """The counters of the rate limits and calls in flight."""
     events: EventLog
     login_throttle: LoginThrottle
     caller_cache: CallerCache

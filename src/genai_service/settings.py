@@ -291,9 +291,10 @@ class Limits(SettingsSection):
     tokens_per_month: Annotated[int, Field(ge=0)] | None = None
     """Tokens per UTC calendar month, counted as `tokens_per_day` is."""
     requests_per_minute: Annotated[int, Field(ge=0)] | None = None
-    """Model calls per minute."""
+    """Model calls per minute, refilled continuously."""
     tokens_per_minute: Annotated[int, Field(ge=0)] | None = None
-    """Tokens per minute; a call counts what it reserves (its prompt and `max_tokens`)."""
+    """Tokens per minute; a call holds what it may use (its prompt and `max_tokens`) while it
+    runs, and what it did not use comes back when it ends."""
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     """Model calls in flight at once."""
 
@@ -307,6 +308,10 @@ class LimitsSettings(SettingsSection):
     """Defaults for users."""
     admin: Limits = Field(default_factory=Limits)
     """Defaults for admins."""
+    cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    """How long a process trusts the limits it read for a caller, so model calls do not wait
+    for the database. Changes made through this process apply at once; ones made by another
+    process (another web worker, the CLI) within this time. 0: read them at every call."""
 
 
 class Settings(BaseSettings):

@@ -13,6 +13,8 @@ model. The cache keeps the user a credential stood for, for a few seconds:
   it started with.
 - Changes made by another process (another web worker, the CLI) apply within the time to
   live. Set it to 0 to check every request.
+- What else the process remembers of a user (the limits in force, which follow its role) is
+  told through `on_forget_user`, so one call site covers every change of a user.
 
 An entry never outlives the credential itself (an access token's or an API key's expiry).
 Concurrent requests with the same unchecked credential share one database check. Invalid
@@ -46,9 +48,15 @@ class _Entry:
 
 class CallerCache:
     def __init__(
-        self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Clock = time.monotonic
+        self,
+        ttl_seconds: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Clock = time.monotonic,
+        on_forget_user: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         self._ttl = ttl_seconds
+        self._on_forget_user = on_forget_user
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
@@ -88,6 +96,8 @@ class CallerCache:
         self._entries = {
             key: entry for key, entry in self._entries.items() if entry.principal.user.id != user_id
         }
+        if self._on_forget_user is not None:
+            self._on_forget_user(user_id)
 
     async def _check_and_store(self, key: str, check: Check) -> Principal:
         epoch = self._epoch

@@ -21,6 +21,7 @@ from genai_service.conversations.prompt import Prompt, build_prompt
 from genai_service.conversations.repository import ConversationRepository, MessageRepository
 from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
 from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.plan import GenerationPlan
 from genai_service.generations.repository import GenerationRepository
@@ -92,6 +93,7 @@ class TurnService:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         models: ModelRegistry,
+        gateway: ModelGateway,
         runner: GenerationRunner,
         events: EventLog,
         retriever: SourceRetriever | None,
@@ -99,6 +101,7 @@ class TurnService:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.models = models
+        self.gateway = gateway
         self.runner = runner
         self.events = events
         self.retriever = retriever
@@ -107,7 +110,8 @@ class TurnService:
     async def start(
         self, caller: Caller, conversation_id: uuid.UUID, turn: TurnCreate
     ) -> StartedTurn:
-        """Store the user message and start the reply; 409 while another reply is running."""
+        """Store the user message and start the reply; 409 while another reply is running, 429
+        (nothing stored) when the caller's limits refuse the reply."""
         conversation = await self.conversation_for(caller.user_id, conversation_id)
         await self.runner.fail_stale(conversation_id=conversation.id)
         model_name = conversation.model or self.models.default_chat_name
@@ -124,26 +128,58 @@ class TurnService:
         temperature = (
             turn.temperature if turn.temperature is not None else self.settings.default_temperature
         )
+        async with self.sessionmaker() as session:
+            running = await GenerationRepository(session).running_for_conversation(conversation.id)
+            if running is not None:
+                raise self._in_progress()
+            history = await MessageRepository(session).newest_for_prompt(
+                conversation.id, self.settings.history_messages
+            )
+        prompt = await asyncio.to_thread(
+            build_prompt,
+            model,
+            system_prompt=conversation.system_prompt,
+            history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
+            question=turn.content,
+            max_tokens=max_tokens,
+            sources=sources,
+        )
+        sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
+        request = ChatRequest(messages=prompt.messages, sampling=sampling)
+        # Admitted before anything is stored: a refused turn (429) leaves no question behind.
+        call = await self.gateway.chat(caller, "turn", model_name).admit(request)
+        try:
+            user_message, generation = await self._store(caller, conversation, turn, model_name)
+            plan = self._plan(caller, conversation, generation, prompt, turn)
+            user = MessageRead.model_validate(user_message)
+        except BaseException:
+            await call.release()
+            raise
+        # From here on the runner owns the call: it streams it, or releases it.
+        await self.runner.launch(
+            plan,
+            {
+                "generation_id": str(generation.id),
+                "conversation_id": str(conversation.id),
+                "model": model_name,
+                "user_message": user.model_dump(mode="json"),
+            },
+            call,
+        )
+        return StartedTurn(generation_id=generation.id, user_message=user)
+
+    async def _store(
+        self, caller: Caller, conversation: Conversation, turn: TurnCreate, model_name: str
+    ) -> tuple[Message, Generation]:
+        """The question and its running generation, in one transaction; 409 when another turn
+        started meanwhile."""
         now = utcnow()
         try:
             async with self.sessionmaker.begin() as session:
                 generations = GenerationRepository(session)
-                messages = MessageRepository(session)
                 if await generations.running_for_conversation(conversation.id) is not None:
                     raise self._in_progress()
-                history = await messages.newest_for_prompt(
-                    conversation.id, self.settings.history_messages
-                )
-                prompt = await asyncio.to_thread(
-                    build_prompt,
-                    model,
-                    system_prompt=conversation.system_prompt,
-                    history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
-                    question=turn.content,
-                    max_tokens=max_tokens,
-                    sources=sources,
-                )
-                user_message = await messages.add(
+                user_message = await MessageRepository(session).add(
                     Message(
                         conversation_id=conversation.id,
                         role=MessageRole.USER,
@@ -165,18 +201,7 @@ class TurnService:
             # Another turn's running generation won the race, or the conversation was deleted.
             await self.conversation_for(caller.user_id, conversation.id)
             raise self._in_progress() from None
-        plan = self._plan(caller, conversation, generation, prompt, turn, max_tokens, temperature)
-        user = MessageRead.model_validate(user_message)
-        await self.runner.launch(
-            plan,
-            {
-                "generation_id": str(generation.id),
-                "conversation_id": str(conversation.id),
-                "model": model_name,
-                "user_message": user.model_dump(mode="json"),
-            },
-        )
-        return StartedTurn(generation_id=generation.id, user_message=user)
+        return user_message, generation
 
     async def conversation_for(
         self, owner_id: uuid.UUID, conversation_id: uuid.UUID
@@ -237,16 +262,12 @@ class TurnService:
         generation: Generation,
         prompt: Prompt,
         turn: TurnCreate,
-        max_tokens: int,
-        temperature: float,
     ) -> GenerationPlan:
-        sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
         return GenerationPlan(
             generation_id=generation.id,
             conversation_id=conversation.id,
             caller=caller,
             model_name=generation.model,
-            request=ChatRequest(messages=prompt.messages, sampling=sampling),
             prompt_tokens=prompt.prompt_tokens,
             deadline_at=generation.deadline_at,
             citations=[citation_of(source) for source in prompt.sources],

@@ -4,6 +4,7 @@ The client sends `{"type": "message", "content": ...}` (plus optional `max_token
 `temperature`, `seed`, `documents`) or `{"type": "cancel"}`. The server sends the events of SSE
 as JSON frames: `{"type": "generation" | "delta" | "done" | "error", "id": n, "data": {...}}`.
 A frame the server cannot act on gets an `error` frame without an `id`; the socket stays open.
+A turn refused by the caller's rate limits gets one with `status` 429 and `retry_after` (seconds).
 Closing codes: 1008 for a bad credential, 4404 for a conversation that is not the caller's.
 """
 
@@ -56,12 +57,13 @@ def event_frame(event: GenerationEvent) -> dict[str, Any]:
     return {"type": event.type, "id": event.id, "data": event.data}
 
 
-def problem_frame(status_code: int, title: str, detail: str) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "id": None,
-        "data": {"status": status_code, "title": title, "detail": detail},
-    }
+def problem_frame(
+    status_code: int, title: str, detail: str, *, retry_after: str | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"status": status_code, "title": title, "detail": detail}
+    if retry_after is not None:
+        data["retry_after"] = int(retry_after)
+    return {"type": "error", "id": None, "data": data}
 
 
 class ConversationSocket:
@@ -113,7 +115,11 @@ class ConversationSocket:
             else:
                 await self._start(frame)
         except AppError as error:
-            await self._send(problem_frame(error.status_code, error.title, error.detail))
+            retry_after = error.headers.get("Retry-After")
+            problem = problem_frame(
+                error.status_code, error.title, error.detail, retry_after=retry_after
+            )
+            await self._send(problem)
 
     async def _start(self, frame: MessageFrame) -> None:
         turn = TurnCreate.model_validate(

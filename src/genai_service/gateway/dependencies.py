@@ -19,5 +19,13 @@ async def get_model_route_caller(principal: ModelPrincipal) -> Caller:
     return Caller.of(principal)
 
 
+async def get_call_headers() -> dict[str, str]:
+    """Response headers the guards give when a request's model calls are admitted (rate
+    limits): one mapping per request, shared by the service that calls and the route that
+    answers."""
+    return {}
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
+CallHeaders = Annotated[dict[str, str], Depends(get_call_headers)]
 ModelRouteCaller = Annotated[Caller, Depends(get_model_route_caller)]

@@ -102,6 +102,48 @@ async def _settle_all(admissions: Sequence[Admission], outcome: CallOutcome) -> 
             logger.exception("a model call could not be settled")
 
 
+class AdmittedChatCall:
+    """A chat call its guards admitted: streamed once, or released unstreamed."""
+
+    def __init__(
+        self, model: ChatModel, request: ChatRequest, guarded: GuardedCall, prompt_tokens: int
+    ) -> None:
+        self._model = model
+        self._request = request
+        self._guarded = guarded
+        self._prompt_tokens = prompt_tokens
+
+    async def stream(self) -> AsyncGenerator[ChatChunk, None]:
+        """The model's reply; settled in a `finally` with what it used."""
+        prompt_tokens = self._prompt_tokens
+        status: CallStatus = "cancelled"
+        generated = reply_chars = 0
+        chunks = self._model.stream(self._request)
+        try:
+            async for chunk in chunks:
+                generated += chunk.tokens
+                reply_chars += len(chunk.text)
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens
+                    generated = chunk.usage.completion_tokens
+                if chunk.finish_reason is not None:
+                    status = "cancelled" if chunk.finish_reason == "cancelled" else "completed"
+                yield chunk
+        except Exception:
+            status = "failed"
+            raise
+        finally:
+            # Closing the provider's stream first frees a local engine's slot at once.
+            await close_iterator(chunks)
+            if status != "completed" and not generated:
+                generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
+            await self._guarded.settle(status, prompt_tokens, generated)
+
+    async def release(self) -> None:
+        """Settle the call as cancelled with nothing used, unless its stream settled it."""
+        await self._guarded.settle("cancelled", 0, 0)
+
+
 class GuardedChatModel:
     def __init__(
         self,
@@ -145,6 +187,18 @@ class GuardedChatModel:
             return await collect(chunks)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        call = await self.admit(request)
+        try:
+            async with aclosing(call.stream()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await call.release()
+
+    async def admit(self, request: ChatRequest) -> AdmittedChatCall:
+        """Admit a call of `request` now, to stream it later: for work that must know the call
+        may run before it commits to anything (a turn stores its question only then). The call
+        is settled when its stream ends, or by `release` when it is never streamed."""
         guarded = GuardedCall(self._guarding, self._headers)
         prompt_tokens = await self._model.count_prompt_tokens(request)
         await guarded.admit(
@@ -157,28 +211,7 @@ class GuardedChatModel:
                 max_completion_tokens=request.sampling.max_tokens,
             )
         )
-        status: CallStatus = "cancelled"
-        generated = reply_chars = 0
-        chunks = self._model.stream(request)
-        try:
-            async for chunk in chunks:
-                generated += chunk.tokens
-                reply_chars += len(chunk.text)
-                if chunk.usage is not None:
-                    prompt_tokens = chunk.usage.prompt_tokens
-                    generated = chunk.usage.completion_tokens
-                if chunk.finish_reason is not None:
-                    status = "cancelled" if chunk.finish_reason == "cancelled" else "completed"
-                yield chunk
-        except Exception:
-            status = "failed"
-            raise
-        finally:
-            # Closing the provider's stream first frees a local engine's slot at once.
-            await close_iterator(chunks)
-            if status != "completed" and not generated:
-                generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
-            await guarded.settle(status, prompt_tokens, generated)
+        return AdmittedChatCall(self._model, request, guarded, prompt_tokens)
 
 
 class GuardedEmbeddingModel:

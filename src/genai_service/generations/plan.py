@@ -1,4 +1,5 @@
-"""What a generation is to do, decided (and committed with its turn) before it starts."""
+"""What a generation is to do, decided (and committed with its turn) before it starts; the
+model call itself, admitted by then, is handed to the runner beside it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from genai_service.gateway.caller import Caller
-from genai_service.inference.base import ChatRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,6 @@ class GenerationPlan:
     caller: Caller
     """Who asked: the model call and its title are theirs (budgets, usage)."""
     model_name: str
-    request: ChatRequest
     prompt_tokens: int
     deadline_at: datetime
     citations: list[dict[str, Any]] = field(default_factory=list)

@@ -18,7 +18,7 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from genai_service.gateway.gateway import ModelGateway
+from genai_service.gateway.guarded_models import AdmittedChatCall
 from genai_service.generations.events import EventLog, EventType
 from genai_service.generations.heartbeat import Heartbeat
 from genai_service.generations.plan import GenerationPlan
@@ -71,13 +71,11 @@ class GenerationRunner:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        gateway: ModelGateway,
         events: EventLog,
         settings: ConversationSettings,
         replies: ReplySink,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.gateway = gateway
         self.events = events
         self.settings = settings
         self.replies = replies
@@ -98,11 +96,20 @@ class GenerationRunner:
     def start(self) -> None:
         self.heartbeat.start()
 
-    async def launch(self, plan: GenerationPlan, first_event: dict[str, Any]) -> None:
-        """Open the generation's event log with its `generation` event, then start it."""
-        await self.events.open(plan.generation_id)
-        await self.events.append(plan.generation_id, "generation", first_event)
-        task = asyncio.create_task(self._guarded(plan), name=f"generation-{plan.generation_id}")
+    async def launch(
+        self, plan: GenerationPlan, first_event: dict[str, Any], call: AdmittedChatCall
+    ) -> None:
+        """Open the generation's event log with its `generation` event, then start it: `call`,
+        the model call admitted for it, is streamed or released by the runner from now on."""
+        try:
+            await self.events.open(plan.generation_id)
+            await self.events.append(plan.generation_id, "generation", first_event)
+        except BaseException:
+            await call.release()
+            raise
+        task = asyncio.create_task(
+            self._guarded(plan, call), name=f"generation-{plan.generation_id}"
+        )
         self._generations[plan.generation_id] = task
         task.add_done_callback(lambda _: self._generations.pop(plan.generation_id, None))
 
@@ -122,10 +129,10 @@ class GenerationRunner:
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
         return await self.heartbeat.fail_stale(conversation_id=conversation_id)
 
-    async def _guarded(self, plan: GenerationPlan) -> None:
+    async def _guarded(self, plan: GenerationPlan, call: AdmittedChatCall) -> None:
         """`_run`, making sure the event log ends even when something unexpected fails."""
         try:
-            await self._run(plan)
+            await self._run(plan, call)
         except Exception:
             logger.exception("generation {} broke down", plan.generation_id)
             try:
@@ -142,8 +149,12 @@ class GenerationRunner:
             except (RuntimeError, AppError):
                 logger.debug("the event log of generation {} had ended", plan.generation_id)
 
-    async def _run(self, plan: GenerationPlan) -> None:
-        outcome = await self._generate(plan)
+    async def _run(self, plan: GenerationPlan, call: AdmittedChatCall) -> None:
+        try:
+            outcome = await self._generate(plan, call)
+        finally:
+            # A call whose stream never started (a deadline already past) is settled here.
+            await call.release()
         try:
             ending = await self._store(plan, outcome)
         except SQLAlchemyError:
@@ -155,7 +166,7 @@ class GenerationRunner:
         if ending.status is GenerationStatus.COMPLETED and ending.reply is not None:
             self._chore(self.replies.completed(plan, outcome.text))
 
-    async def _generate(self, plan: GenerationPlan) -> GenerationOutcome:
+    async def _generate(self, plan: GenerationPlan, call: AdmittedChatCall) -> GenerationOutcome:
         parts: list[str] = []
         usage: Usage | None = None
         started = time.monotonic()
@@ -166,8 +177,7 @@ class GenerationRunner:
 
         async def pump() -> None:
             nonlocal usage
-            model = self.gateway.chat(plan.caller, "turn", plan.model_name)
-            chunks = model.stream(plan.request)
+            chunks = call.stream()
             try:
                 async for chunk in chunks:
                     if chunk.text:

@@ -16,6 +16,11 @@ class AppError(Exception):
     status_code: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
     slug: ClassVar[str] = "bad-request"
+    openai_type: ClassVar[str | None] = None
+    """OpenAI's `type` for this error under `/v1`; `None`: the one OpenAI gives its status."""
+    openai_code: ClassVar[str | None] = None
+    """OpenAI's `code` for this error under `/v1`; `None`: the slug, spelt as OpenAI spells
+    codes (`context_length_exceeded`)."""
 
     def __init__(
         self,

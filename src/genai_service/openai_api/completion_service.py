@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 
 from genai_service.gateway.caller import Caller
 from genai_service.gateway.gateway import ModelGateway
@@ -79,12 +79,19 @@ def _legacy_logprobs(logprobs: Sequence[TokenLogprob], offset: int) -> LegacyLog
 
 
 class CompletionService:
-    def __init__(self, gateway: ModelGateway, caller: Caller) -> None:
+    def __init__(
+        self,
+        gateway: ModelGateway,
+        caller: Caller,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> None:
+        """`headers`: receives the rate-limit headers of the calls as they are admitted."""
         self.gateway = gateway
         self.caller = caller
+        self.headers = headers
 
     def _model(self, body: CompletionCreate) -> tuple[str, ChatModel]:
-        model = self.gateway.chat(self.caller, "completion", body.model)
+        model = self.gateway.chat(self.caller, "completion", body.model, headers=self.headers)
         return model.name, model
 
     async def complete(self, body: CompletionCreate) -> Completion:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 from pydantic import BaseModel
 
 from genai_service.auth.dependencies import get_model_caller
-from genai_service.gateway.dependencies import ModelRouteCaller
+from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
@@ -33,26 +33,34 @@ NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def get_openai_service(
-    models: ModelsDep, gateway: GatewayDep, caller: ModelRouteCaller, settings: SettingsDep
+    models: ModelsDep,
+    gateway: GatewayDep,
+    caller: ModelRouteCaller,
+    settings: SettingsDep,
+    headers: CallHeaders,
 ) -> OpenAIService:
     limit = settings.inference.max_embedding_request_tokens
-    return OpenAIService(models, gateway, caller, max_embedding_request_tokens=limit)
+    return OpenAIService(
+        models, gateway, caller, max_embedding_request_tokens=limit, headers=headers
+    )
 
 
 ServiceDep = Annotated[OpenAIService, Depends(get_openai_service)]
 
 
 async def get_chat_completions(
-    gateway: GatewayDep, caller: ModelRouteCaller
+    gateway: GatewayDep, caller: ModelRouteCaller, headers: CallHeaders
 ) -> ChatCompletionService:
-    return ChatCompletionService(gateway, caller)
+    return ChatCompletionService(gateway, caller, headers)
 
 
 ChatCompletionsDep = Annotated[ChatCompletionService, Depends(get_chat_completions)]
 
 
-async def get_completions(gateway: GatewayDep, caller: ModelRouteCaller) -> CompletionService:
-    return CompletionService(gateway, caller)
+async def get_completions(
+    gateway: GatewayDep, caller: ModelRouteCaller, headers: CallHeaders
+) -> CompletionService:
+    return CompletionService(gateway, caller, headers)
 
 
 CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
@@ -70,12 +78,18 @@ async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_chat_completion(
-    body: ChatCompletionCreate, service: ChatCompletionsDep
+    body: ChatCompletionCreate,
+    service: ChatCompletionsDep,
+    headers: CallHeaders,
+    response: Response,
 ) -> ChatCompletion | EventSourceResponse:
+    """The rate-limit headers (`x-ratelimit-*`) tell where the caller stands once admitted."""
     if not body.stream:
-        return await service.complete(body)
+        completion = await service.complete(body)
+        response.headers.update(headers)
+        return completion
     chunks = await service.stream(body)
-    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING)
+    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING | headers)
 
 
 @router.post(
@@ -84,21 +98,27 @@ async def create_chat_completion(
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_completion(
-    body: CompletionCreate, service: CompletionsDep
+    body: CompletionCreate, service: CompletionsDep, headers: CallHeaders, response: Response
 ) -> Completion | EventSourceResponse:
     """OpenAI's legacy text completions: the prompt is continued as it is, no chat template."""
     if not body.stream:
-        return await service.complete(body)
+        completion = await service.complete(body)
+        response.headers.update(headers)
+        return completion
     chunks = await service.stream(body)
-    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING)
+    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING | headers)
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingCreate, service: ServiceDep) -> EmbeddingList:
+async def create_embeddings(
+    body: EmbeddingCreate, service: ServiceDep, headers: CallHeaders, response: Response
+) -> EmbeddingList:
     """At most 2,048 inputs and `GENAI_INFERENCE__MAX_EMBEDDING_REQUEST_TOKENS` tokens; an input
     longer than the model reads is `400` unless `truncate` is set. `usage` counts the model's
     own tokens (special tokens included)."""
-    return await service.embed(body)
+    embeddings = await service.embed(body)
+    response.headers.update(headers)
+    return embeddings
 
 
 @router.get("/models")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 from genai_service.gateway.caller import Caller
 from genai_service.gateway.gateway import ModelGateway
@@ -35,11 +35,14 @@ class OpenAIService:
         caller: Caller,
         *,
         max_embedding_request_tokens: int,
+        headers: MutableMapping[str, str] | None = None,
     ) -> None:
+        """`headers`: receives the rate-limit headers of the calls as they are admitted."""
         self.models = models
         self.gateway = gateway
         self.caller = caller
         self.max_embedding_request_tokens = max_embedding_request_tokens
+        self.headers = headers
 
     def _model_name(self, requested: str | None, *, chat: bool) -> str:
         if requested:
@@ -47,7 +50,7 @@ class OpenAIService:
         return self.models.default_chat_name if chat else self.models.default_embedding_name
 
     async def embed(self, body: EmbeddingCreate) -> EmbeddingList:
-        model = self.gateway.embedding(self.caller, "embeddings", body.model)
+        model = self.gateway.embedding(self.caller, "embeddings", body.model, headers=self.headers)
         name = model.name
         if body.dimensions is not None and body.dimensions != model.dimension:
             raise BadRequest(

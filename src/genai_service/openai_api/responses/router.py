@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from genai_service.auth.dependencies import ModelCaller
-from genai_service.gateway.dependencies import ModelRouteCaller
+from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.openai_api.responses.errors import StreamingNotSupported
 from genai_service.openai_api.responses.events import StreamEvent
 from genai_service.openai_api.responses.objects import ResponseDeleted, ResponseRead
@@ -42,12 +42,18 @@ async def _sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`"}},
 )
 async def create_response(
-    body: ResponseCreate, caller: ModelRouteCaller, service: ResponseServiceDep
+    body: ResponseCreate,
+    caller: ModelRouteCaller,
+    service: ResponseServiceDep,
+    headers: CallHeaders,
+    response: Response,
 ) -> ResponseRead | EventSourceResponse:
     if not body.stream:
-        return await service.create(body, caller)
-    events = await service.stream(body, caller)
-    return EventSourceResponse(_sse(events), headers=NO_BUFFERING)
+        created = await service.create(body, caller, headers)
+        response.headers.update(headers)
+        return created
+    events = await service.stream(body, caller, headers)
+    return EventSourceResponse(_sse(events), headers=NO_BUFFERING | headers)
 
 
 @router.get("/{response_id}", responses={404: {}})

@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +88,14 @@ class ResponseService:
         self.gateway = gateway
         self._sessionmaker = sessionmaker
 
-    async def create(self, body: ResponseCreate, caller: Caller) -> ResponseRead:
-        run = await self._prepare(body, caller)
+    async def create(
+        self,
+        body: ResponseCreate,
+        caller: Caller,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> ResponseRead:
+        """`headers`: receives the rate-limit headers of the call when it is admitted."""
+        run = await self._prepare(body, caller, headers)
         chunks = await self._open(run)
         writer = ResponseWriter(run.draft, logprobs=body.wants_logprobs)
         try:
@@ -99,10 +105,16 @@ class ResponseService:
         await self._keep(run, final)
         return final
 
-    async def stream(self, body: ResponseCreate, caller: Caller) -> AsyncIterator[StreamEvent]:
-        """Admission errors (unknown model or response, prompt too long, ...) raise here, before
-        the first event; later failures end the stream with `response.failed`."""
-        run = await self._prepare(body, caller)
+    async def stream(
+        self,
+        body: ResponseCreate,
+        caller: Caller,
+        headers: MutableMapping[str, str] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Admission errors (unknown model or response, prompt too long, a rate limit, ...)
+        raise here, before the first event; later failures end the stream with
+        `response.failed`."""
+        run = await self._prepare(body, caller, headers)
         chunks = await self._open(run)
         return self._events(run, chunks, ResponseWriter(run.draft, logprobs=body.wants_logprobs))
 
@@ -119,8 +131,10 @@ class ResponseService:
                 raise ResponseNotFound(f"no response with id {response_id!r}")
         return ResponseDeleted(id=response_id)
 
-    async def _prepare(self, body: ResponseCreate, caller: Caller) -> _Run:
-        model = self.gateway.chat(caller, "response", body.model)
+    async def _prepare(
+        self, body: ResponseCreate, caller: Caller, headers: MutableMapping[str, str] | None
+    ) -> _Run:
+        model = self.gateway.chat(caller, "response", body.model, headers=headers)
         name, owner_id = model.name, caller.user_id
         earlier = await self._context(body.previous_response_id, owner_id)
         given = body.input

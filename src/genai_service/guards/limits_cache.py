@@ -1,0 +1,81 @@
+"""Limits in force, remembered per caller for a few seconds, so a model call need not read them.
+
+Every guard needs the caller's limits before every model call; read from the database each
+time, they cost a session and a query per call (on SQLite, milliseconds: more than the guards'
+own counting). Like the checked callers of `auth.caller_cache`:
+
+- A change made through this process applies at once: whatever writes a limits row calls
+  `forget_on_commit`, and every change of a user (its role, whose defaults apply; its
+  deactivation; a key revoked) reaches `forget` through the cache of checked
+  callers, once committed. The next call reads the database again. A read that started before
+  such a change is never stored after it (an epoch moves on).
+- A change made by another process (another web worker, the CLI) applies within the time to
+  live. Set it to 0 to read the limits at every call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genai_service.gateway.caller import Caller
+from genai_service.guards.limits import LimitsInForce, LimitsSource
+from genai_service.kit.db import after_commit
+
+MAX_CALLERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    limits: LimitsInForce
+    expires: float
+
+
+class CachedLimits:
+    def __init__(
+        self,
+        source: LimitsSource,
+        ttl_seconds: float,
+        *,
+        max_callers: int = MAX_CALLERS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._ttl = ttl_seconds
+        self._max_callers = max_callers
+        self._clock = clock
+        self._entries: dict[Caller, _Entry] = {}
+        self._epoch = 0
+
+    async def limits_for(self, caller: Caller) -> LimitsInForce:
+        if self._ttl <= 0:
+            return await self._source.limits_for(caller)
+        entry = self._entries.get(caller)
+        if entry is not None and entry.expires > self._clock():
+            return entry.limits
+        epoch = self._epoch
+        limits = await self._source.limits_for(caller)
+        if epoch == self._epoch:
+            self._store(caller, limits)
+        return limits
+
+    def forget(self) -> None:
+        """Read every caller's limits again from the next call on."""
+        self._epoch += 1
+        self._entries.clear()
+
+    def forget_on_commit(self, session: AsyncSession) -> None:
+        """`forget` once `session` has committed a change of limits."""
+        after_commit(session, self.forget)
+
+    def _store(self, caller: Caller, limits: LimitsInForce) -> None:
+        now = self._clock()
+        self._entries.pop(caller, None)
+        if len(self._entries) >= self._max_callers:
+            self._entries = {c: e for c, e in self._entries.items() if e.expires > now}
+            while len(self._entries) >= self._max_callers:  # still full: the oldest go first
+                del self._entries[next(iter(self._entries))]
+        self._entries[caller] = _Entry(limits, now + self._ttl)
