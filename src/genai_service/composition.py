@@ -72,7 +72,12 @@ async def open_runtime(
         if mode == "server":
             replies = ConversationReplies(sessionmaker, gateway, settings.conversations)
             generations = GenerationRunner(
-                sessionmaker, gateway, events, settings.conversations, replies
+                sessionmaker,
+                gateway,
+                events,
+                settings.conversations,
+                replies,
+                shutdown_grace_seconds=settings.http.shutdown_grace_seconds,
             )
             stack.push_async_callback(generations.close)
             generations.start()

@@ -4,7 +4,6 @@ its chat and embedding models at it, holding no weights itself."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,37 +12,13 @@ import openai
 import pytest
 
 from genai_service.inference.local.model_file import default_model_path
+from tests.deployment.topology import CHAT_MODEL, EMBEDDING_MODEL, web_worker_environment
 from tests.live_server import LiveServer
-from tests.llama_cpp_server import CONTEXT_TOKENS, MODEL_ALIAS, LlamaCppServer
+from tests.llama_cpp_server import LlamaCppServer
 
 pytestmark = pytest.mark.integration
 
-CHAT_MODEL = "smollm2"
-EMBEDDING_MODEL = "smollm2-embeddings"
 EMBEDDING_DIMENSION = 576
-
-
-@pytest.fixture(scope="module")
-def model_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
-    with LlamaCppServer(tmp_path_factory.mktemp("model-host"), embeddings=True) as host:
-        yield host
-
-
-def web_worker_environment(model_host: LlamaCppServer, database_url: str) -> dict[str, str]:
-    """What a web worker of this topology is configured with (docs/deployment.md)."""
-    remote = {
-        "kind": "openai_compatible",
-        "base_url": model_host.base_url,
-        "model": MODEL_ALIAS,
-        "context_window": CONTEXT_TOKENS,
-    }
-    return {
-        "GENAI_DATABASE_URL": database_url,
-        "GENAI_INFERENCE__CHAT_MODELS": json.dumps({CHAT_MODEL: [remote]}),
-        "GENAI_INFERENCE__EMBEDDING_MODELS": json.dumps({EMBEDDING_MODEL: [remote]}),
-        "GENAI_INFERENCE__DEFAULT_CHAT_MODEL": CHAT_MODEL,
-        "GENAI_INFERENCE__DEFAULT_EMBEDDING_MODEL": EMBEDDING_MODEL,
-    }
 
 
 @pytest.fixture
