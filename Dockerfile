@@ -17,6 +17,9 @@ RUN mkdir -p src/genai_service && touch src/genai_service/__init__.py
 # image meant for other machines sets the flags of the oldest, e.g.
 # --build-arg LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 ARG LLAMA_CMAKE_ARGS=""
+# The lock pins torch's CPU build, which PyPI does not have (docs/development.md); the Makefile
+# hands this index to the installer.
+ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN make install PYTHON=python3 ${LLAMA_CMAKE_ARGS:+"LLAMA_CMAKE_ARGS=${LLAMA_CMAKE_ARGS}"}
 COPY src ./src
 
