@@ -98,12 +98,16 @@ check-lock:
 
 # What the test suite starts itself: PostgreSQL (as the postgres user), and Debian's Chromium for
 # the browser tests of /ui (Playwright drives it; it cannot download a browser of its own here).
+# docker-compose checks compose.yaml (`config` needs no container engine).
 system-deps:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
 	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+	@if ! command -v docker-compose >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose; \
 	fi
 
 # The web page's two libraries, pinned, with their licences, from the npm registry. The files are

@@ -16,6 +16,7 @@ from genai_service.composition import open_runtime
 from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.guards.rate_limits.headers import RATE_LIMIT_HEADERS, RETRY_AFTER_MS
 from genai_service.inference.registry import ModelRegistry
+from genai_service.kit.exit_signals import on_exit_signal
 from genai_service.kit.logging import configure_logging
 from genai_service.kit.metrics import HttpMetrics, MetricsMiddleware, metrics_router
 from genai_service.kit.middleware.access_log import RESPONSE_TIME_HEADER, AccessLogMiddleware
@@ -29,7 +30,7 @@ from genai_service.kit.problems import install_problem_handlers
 from genai_service.kit.request_context import REQUEST_ID_HEADER
 from genai_service.kit.request_text import reject_unstorable_text
 from genai_service.kit.slash_redirect import RelativeSlashRedirect
-from genai_service.runtime import RUNTIME_STATE
+from genai_service.runtime import RUNTIME_STATE, Runtime
 from genai_service.settings import Settings
 
 UPLOAD_PATH = "/api/documents"
@@ -49,12 +50,21 @@ def lifespan_of(
             setattr(app.state, RUNTIME_STATE, runtime)
             logger.info("{} {} started ({})", settings.name, __version__, settings.env.value)
             try:
-                yield
+                with on_exit_signal(lambda: begin_drain(runtime)):
+                    yield
             finally:
                 delattr(app.state, RUNTIME_STATE)
         logger.info("{} stopped", settings.name)
 
     return lifespan
+
+
+def begin_drain(runtime: Runtime) -> None:
+    """The process was told to stop: admit no new turns, and let running ones finish within the
+    grace period (`http.shutdown_grace_seconds`)."""
+    logger.info("shutting down: draining")
+    if runtime.generations is not None:
+        runtime.generations.drain()
 
 
 def create_app(settings: Settings | None = None, *, models: ModelRegistry | None = None) -> FastAPI:

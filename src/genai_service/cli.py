@@ -63,7 +63,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn."""
-    _prepared_settings()
+    settings = _prepared_settings()
     uvicorn.run(
         "genai_service.app:create_app",
         factory=True,
@@ -71,7 +71,7 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        **server_options(),
+        **server_options(settings.http.shutdown_grace_seconds),
     )
 
 

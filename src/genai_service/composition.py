@@ -81,7 +81,13 @@ async def open_runtime(
         generations: GenerationRunner | None = None
         if mode == "server":
             replies = ConversationReplies(sessionmaker, gateway, settings.conversations)
-            generations = GenerationRunner(sessionmaker, events, settings.conversations, replies)
+            generations = GenerationRunner(
+                sessionmaker,
+                events,
+                settings.conversations,
+                replies,
+                shutdown_grace_seconds=settings.http.shutdown_grace_seconds,
+            )
             stack.push_async_callback(generations.close)
             generations.start()
         ingestion: IngestionRunner | None = None

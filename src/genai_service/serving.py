@@ -12,6 +12,7 @@ client sent — so the problem has no `instance`, and a fresh request id.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import h11
@@ -22,6 +23,10 @@ from genai_service.kit.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 from genai_service.kit.request_context import REQUEST_ID_HEADER, accept_or_generate
 
 MALFORMED_DETAIL = "The server could not parse this HTTP request."
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
+STORE_MARGIN_SECONDS = 10
+"""Past the grace period, what uvicorn still waits for: the replies of generations stopped at
+its end being stored, and their streams' final events sent."""
 
 
 def malformed_request_problem() -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -67,7 +72,9 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def server_options() -> dict[str, Any]:
+def server_options(
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
+) -> dict[str, Any]:
     """uvicorn options for this app (besides host, port, workers and reload)."""
     return {
         # uvicorn's own choice (httptools, which uvicorn[standard] installs), answering problems.
@@ -77,5 +84,6 @@ def server_options() -> dict[str, Any]:
         "proxy_headers": False,
         "log_config": None,  # logging is configured by the app (loguru, JSON in production)
         "access_log": False,  # replaced by the app's access log, which has the request id
-        "timeout_graceful_shutdown": 30,
+        # Connections still open past the drain (http.shutdown_grace_seconds) are cut.
+        "timeout_graceful_shutdown": math.ceil(shutdown_grace_seconds) + STORE_MARGIN_SECONDS,
     }

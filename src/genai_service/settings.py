@@ -69,6 +69,11 @@ class HttpSettings(SettingsSection):
     are believed: the client address (login throttle, logs) and scheme come from them. Default:
     loopback, for a proxy on the same host; `[]` believes no one, `["*"]` every peer (only when
     a proxy is the sole way in)."""
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30.0
+    """On SIGTERM (or SIGINT) the server stops accepting connections and new turns at once;
+    requests and generations in flight get this long to finish. A generation still running
+    then is stopped, its reply so far stored. Keep the orchestrator's own grace period (e.g.
+    Kubernetes' `terminationGracePeriodSeconds`) at least 15 s longer."""
 
 
 class LocalChatSettings(SettingsSection):

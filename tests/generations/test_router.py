@@ -219,19 +219,62 @@ def replying(app: FastAPI) -> bool:
     return running == 1 and model.chunks_sent >= 2
 
 
-async def test_shutdown_stores_running_replies_as_cancelled(
+async def test_shutdown_drains_finishing_the_running_reply_and_refusing_new_turns(
     settings: Settings, alice: Account
 ) -> None:
-    """Stopping the server cancels what runs; the partial replies are stored before it exits."""
+    """Told to stop (SIGTERM calls `drain`, see `kit.exit_signals`), the server admits no new
+    turn and is not ready, and the reply being written is finished and stored before it exits."""
     async for app in started_app(second_process(settings)):
+        async with client_for(app) as http:
+            account = await new_account(app, http, "alice")
+            conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
+            other = await new_conversation(http, account)
+            pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
+            await wait_until(partial(replying, app), within=10)
+            runtime_of(app).generations.drain()
+            refused = await ask(http, account, other["id"], "hello?")
+            ready = await http.get("/readyz")
+            not_stored = await messages_of(http, account, other["id"])
+    assert refused.status_code == 503
+    assert refused.json()["type"].endswith(":server-shutting-down")
+    assert refused.headers["Retry-After"] == "1"
+    assert not_stored == []
+    assert ready.status_code == 503
+    assert "shutting down" in ready.json()["detail"]
+    response = await asyncio.wait_for(pending, 10)
+    assert response.status_code == 201, response.text
+    reply = response.json()["assistant_message"]
+    assert (reply["status"], reply["content"]) == ("completed", LONG_REPLY)
+
+
+async def test_a_reply_running_past_the_grace_period_is_stopped_with_its_text_stored(
+    settings: Settings, alice: Account
+) -> None:
+    http_settings = settings.http.model_copy(update={"shutdown_grace_seconds": 0.3})
+    short_grace = second_process(settings).model_copy(update={"http": http_settings})
+    async for app in started_app(short_grace):
         async with client_for(app) as http:
             account = await new_account(app, http, "alice")
             conversation = await new_conversation(http, account, model=SLOW_CHAT_MODEL)
             pending = asyncio.create_task(ask(http, account, conversation["id"], "long one"))
             await wait_until(partial(replying, app), within=10)
-    response = await asyncio.wait_for(pending, 10)
-    assert response.status_code == 201, response.text
+            runtime_of(app).generations.drain()
+            response = await asyncio.wait_for(pending, 10)
+            generation_id = response.json()["generation_id"]
+            events = await http.get(
+                f"/api/generations/{generation_id}/events", headers=account.headers
+            )
+            stored = await messages_of(http, account, conversation["id"])
+    assert response.status_code == 502, response.text
     reply = response.json()["assistant_message"]
-    assert reply["status"] == "cancelled"
+    assert reply["status"] == "failed"
     assert reply["content"]
     assert LONG_REPLY.startswith(reply["content"])
+    assert reply["content"] != LONG_REPLY
+    assert "restarted" in reply["error"]
+    final = parse_sse(events.text)[0][-1]
+    assert (final.event, final.data["reason"]) == ("error", "server-shutdown")
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "completed"),
+        ("assistant", "failed"),
+    ]

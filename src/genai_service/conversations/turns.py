@@ -22,6 +22,7 @@ from genai_service.conversations.repository import ConversationRepository, Messa
 from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
 from genai_service.gateway.caller import Caller
 from genai_service.gateway.gateway import ModelGateway
+from genai_service.generations.errors import ServerShuttingDown
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.plan import GenerationPlan
 from genai_service.generations.repository import GenerationRepository
@@ -111,7 +112,13 @@ class TurnService:
         self, caller: Caller, conversation_id: uuid.UUID, turn: TurnCreate
     ) -> StartedTurn:
         """Store the user message and start the reply; 409 while another reply is running, 429
-        (nothing stored) when the caller's limits refuse the reply."""
+        (nothing stored) when the caller's limits refuse the reply, 503 once this process drains
+        before it stops."""
+        if not self.runner.accepting:
+            raise ServerShuttingDown(
+                "This server process is shutting down; send the turn again (to another one).",
+                retry_after=1,
+            )
         conversation = await self.conversation_for(caller.user_id, conversation_id)
         await self.runner.fail_stale(conversation_id=conversation.id)
         model_name = conversation.model or self.models.default_chat_name

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
@@ -32,8 +32,15 @@ from genai_service.models.conversation import GenerationStatus
 from genai_service.settings import ConversationSettings
 
 SHUTDOWN_WAIT_SECONDS = 10.0
+"""How long the replies of generations stopped at shutdown, and chores, may take to be stored."""
 CONVERSATION_DELETED = "conversation-deleted"
 """The `reason` of the final event of a generation whose conversation was deleted meanwhile."""
+SERVER_SHUTDOWN = "server-shutdown"
+"""The `reason` of the final event of a generation stopped because its process was stopping:
+the reply so far is stored, and the turn can be asked again of another process."""
+STOPPED_BY_SHUTDOWN = (
+    "The server was restarted before this reply was finished; the reply so far is kept."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +81,18 @@ class GenerationRunner:
         events: EventLog,
         settings: ConversationSettings,
         replies: ReplySink,
+        *,
+        shutdown_grace_seconds: float,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.events = events
         self.settings = settings
         self.replies = replies
+        self.shutdown_grace_seconds = shutdown_grace_seconds
         self._generations: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
+        self._draining: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.heartbeat = Heartbeat(
             sessionmaker,
             events,
@@ -92,6 +104,11 @@ class GenerationRunner:
     @property
     def running(self) -> int:
         return len(self._generations)
+
+    @property
+    def accepting(self) -> bool:
+        """False once the process drains: new turns are refused (`ServerShuttingDown`)."""
+        return self._draining is None
 
     def start(self) -> None:
         self.heartbeat.start()
@@ -113,18 +130,48 @@ class GenerationRunner:
         self._generations[plan.generation_id] = task
         task.add_done_callback(lambda _: self._generations.pop(plan.generation_id, None))
 
+    def drain(self) -> None:
+        """Stop admitting generations, and give those running `shutdown_grace_seconds` to
+        finish; any still running then is stopped with its reply so far stored (final event
+        reason `server-shutdown`). Called when the process is told to stop; idempotent."""
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="drain-generations")
+
     async def close(self) -> None:
-        """Cancel what still runs (its partial replies are stored), then wait for it."""
+        """Drain (unless it began already) and wait for its end, then stop the heartbeat: it
+        renews the generations that are still finishing, so no other process gives them up."""
+        self.drain()
+        if self._draining is not None:
+            await asyncio.shield(self._draining)
         await self.heartbeat.stop()
-        for generation_id in list(self._generations):
-            await self.events.request_cancel(generation_id)
-        pending = {*self._generations.values(), *self._chores}
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_WAIT_SECONDS)
+        if self._chores:
+            _, late = await asyncio.wait(self._chores, timeout=SHUTDOWN_WAIT_SECONDS)
             for task in late:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_grace_seconds
+        if self._generations:
+            logger.info(
+                "draining: {} generation(s) may run for {:g} s more",
+                len(self._generations),
+                self.shutdown_grace_seconds,
+            )
+        # A turn admitted just before the drain began may launch meanwhile: it is waited for too.
+        while self._generations and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._generations.values()), timeout=remaining)
+        if not self._generations:
+            return
+        logger.warning("draining: stopping {} generation(s)", len(self._generations))
+        self._stopping.set()
+        _, late = await asyncio.wait(set(self._generations.values()), timeout=SHUTDOWN_WAIT_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
         return await self.heartbeat.fail_stale(conversation_id=conversation_id)
@@ -160,6 +207,8 @@ class GenerationRunner:
         except SQLAlchemyError:
             logger.exception("the reply of generation {} could not be stored", plan.generation_id)
             ending = _Ending(GenerationStatus.FAILED, None, "The reply could not be stored.")
+        if outcome.error == STOPPED_BY_SHUTDOWN and ending.reason is None:
+            ending = replace(ending, reason=SERVER_SHUTDOWN)
         await self.events.append(
             plan.generation_id, ending.event_type, ending.data(plan.generation_id)
         )
@@ -191,11 +240,15 @@ class GenerationRunner:
 
         pumping = asyncio.create_task(pump())
         cancel = asyncio.create_task(self.events.wait_for_cancel(plan.generation_id))
+        stopping = asyncio.create_task(self._stopping.wait())
         timeout = max((plan.deadline_at - utcnow()).total_seconds(), 0.0)
         try:
-            await asyncio.wait({pumping, cancel}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                {pumping, cancel, stopping}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
         finally:
             cancel.cancel()
+            stopping.cancel()
         if not pumping.done():
             pumping.cancel()
             await asyncio.wait({pumping})
@@ -203,6 +256,8 @@ class GenerationRunner:
                 cancelled = cancel.done() and not cancel.cancelled()
                 if cancelled:
                     return ended(GenerationStatus.CANCELLED)
+                if self._stopping.is_set():
+                    return ended(GenerationStatus.FAILED, STOPPED_BY_SHUTDOWN)
                 return ended(
                     GenerationStatus.FAILED,
                     "The reply took longer than the generation deadline allows.",

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import RedirectResponse
 
 from genai_service import __version__
+from genai_service.generations.errors import ServerShuttingDown
 from genai_service.health.schemas import Health, Readiness
 from genai_service.health.service import readiness_checks
 from genai_service.kit.errors import ServiceUnavailable
@@ -46,7 +47,9 @@ async def healthz() -> Health:
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
     """Readiness: the database and the vector store answer, and every model registered at
-    start-up is loaded."""
+    start-up is loaded; never while the process drains before it stops."""
+    if runtime.generations is not None and not runtime.generations.accepting:
+        raise ServerShuttingDown("not ready: shutting down", retry_after=5)
     checks = await readiness_checks(runtime.engine, runtime.models, runtime.vector_store)
     failing = sorted(name for name, ok in checks.items() if not ok)
     if failing:

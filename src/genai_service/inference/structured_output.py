@@ -15,7 +15,14 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from genai_service.inference.base import JsonOutput, ProviderError, Tool, ToolCall
+from genai_service.inference.base import (
+    ForcedTool,
+    JsonOutput,
+    ProviderError,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
 
 
 class InvalidStructuredOutput(ProviderError):
@@ -50,6 +57,20 @@ def check_tool_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> None:
                 f"the model's arguments for {call.name!r} are not valid JSON"
             ) from None
         _validate(arguments, tool.parameters, f"the model's arguments for {call.name!r}")
+
+
+def check_tool_choice(calls: Sequence[ToolCall], choice: ToolChoice) -> None:
+    """A reply that `tool_choice` obliged to call a function, and that did not: a server that
+    does not honour `tool_choice` answers with text instead."""
+    if choice == "required" and not calls:
+        raise InvalidStructuredOutput(
+            "`tool_choice` is `required` but the model answered without calling a function"
+        )
+    if isinstance(choice, ForcedTool) and [call.name for call in calls] != [choice.name]:
+        raise InvalidStructuredOutput(
+            f"`tool_choice` names the function {choice.name!r} but the model did not call it "
+            "(alone)"
+        )
 
 
 def check_schema(schema: Mapping[str, Any]) -> str | None:

@@ -9,6 +9,7 @@ pool for a server.
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from loguru import logger
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from genai_service.kit.errors import ServiceUnavailable
 from genai_service.retrieval.sources import Source
@@ -96,22 +98,45 @@ class QdrantVectorStore:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qdrant")
         self._dimension: int | None = None
         self._collection_lock = asyncio.Lock()
-        self._is_server = threads > 1
+        self.is_server = threads > 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QdrantVectorStore:
         vectors = settings.vectors
         if vectors.url:
             api_key = vectors.api_key.get_secret_value() if vectors.api_key else None
-            client = QdrantClient(url=vectors.url, api_key=api_key, timeout=int(vectors.timeout))
+            # No version check at construction: it runs on a thread of its own and only warns,
+            # also when the server is merely down at start-up; readiness reports the server.
+            client = QdrantClient(
+                url=vectors.url,
+                api_key=api_key,
+                timeout=math.ceil(vectors.timeout),
+                check_compatibility=False,
+            )
             return cls(client, vectors.collection, threads=SERVER_THREADS)
         path = settings.vectors_path
         path.mkdir(parents=True, exist_ok=True)
         return cls(QdrantClient(path=str(path)), vectors.collection, threads=1)
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function` of the client, on the store's threads. A server that cannot be reached or
+        fails, or that refuses the configured API key, is a 503 naming the vector store, as a
+        database outage would be, never a 500; any other 4xx is a wrong request and passes on."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+        except ResponseHandlingException as exc:  # the request got no answer
+            logger.warning("vector store unreachable: {}", type(exc.source).__name__)
+            raise VectorStoreError("The vector store cannot be reached.") from exc
+        except UnexpectedResponse as exc:
+            status = exc.status_code or 0
+            if status in (401, 403):
+                logger.warning("vector store refused the API key (status {})", status)
+                raise VectorStoreError("The vector store refused the service's API key.") from exc
+            if status < 500:
+                raise
+            logger.warning("vector store failed with status {}", status)
+            raise VectorStoreError(f"The vector store failed (status {status}).") from exc
 
     async def _ensure_collection(self, dimension: int) -> None:
         if self._dimension == dimension:
@@ -126,7 +151,7 @@ class QdrantVectorStore:
                         size=dimension, distance=models.Distance.COSINE
                     ),
                 )
-                if self._is_server:  # payload indexes only mean something to a server
+                if self.is_server:  # payload indexes only mean something to a server
                     for field in ("owner_id", "document_id"):
                         await self._call(
                             self._client.create_payload_index,
@@ -201,7 +226,7 @@ class QdrantVectorStore:
         wanted = None if document_ids is None else {str(d) for d in document_ids}
         if wanted is not None and not wanted:
             return []
-        if not self._is_server:
+        if not self.is_server:
             probed = await self._probe_unfiltered(
                 owner_id, vector, limit=limit, score_threshold=score_threshold, wanted=wanted
             )

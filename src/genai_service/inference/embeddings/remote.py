@@ -127,6 +127,12 @@ class RemoteEmbeddingModel:
                 f"model {self.name!r}: {len(data)} embeddings for {len(texts)} texts"
             )
         vectors = [item.embedding for item in data]
+        if any(vector and not isinstance(vector[0], int | float) for vector in vectors):
+            # What llama.cpp's server answers for a model without pooling.
+            raise ProviderError(
+                f"model {self.name!r}: the provider answered one vector per token instead of one "
+                "per text: its model pools nothing (for llama.cpp, set a pooling type)"
+            )
         for vector in vectors:
             self._check_dimension(len(vector))
         return vectors

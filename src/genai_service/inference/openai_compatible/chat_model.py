@@ -24,14 +24,20 @@ from genai_service.inference.openai_compatible.endpoint import (
     CHARS_PER_TOKEN,
     OpenAICompatibleEndpoint,
     estimate_prompt_tokens,
+    estimate_tokens,
 )
 from genai_service.inference.openai_compatible.reply_pieces import (
+    ToolCallHeaders,
     finish_reason_of,
     legacy_logprobs,
     piece_of,
 )
 from genai_service.inference.openai_compatible.request_body import message_param, request_options
-from genai_service.inference.structured_output import check_json_reply, check_tool_calls
+from genai_service.inference.structured_output import (
+    check_json_reply,
+    check_tool_calls,
+    check_tool_choice,
+)
 from genai_service.settings import ProviderSettings
 
 
@@ -92,15 +98,18 @@ class OpenAICompatibleChatModel:
         reply_chars = 0
         text_parts: list[str] = []
         calls = ToolCallAssembler()
+        headers = ToolCallHeaders()
+        received = 0
         async with chunks:
             try:
                 async for chunk in chunks:
+                    received += 1
                     if chunk.usage is not None:
                         usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices:
                         if choice.index != 0:
                             continue
-                        piece = piece_of(choice)
+                        piece = piece_of(choice, headers)
                         if piece is not None:
                             reply_chars += len(piece.text) + sum(
                                 len(call.arguments) for call in piece.tool_calls
@@ -111,13 +120,15 @@ class OpenAICompatibleChatModel:
                         if choice.finish_reason is not None:
                             finish = finish_reason_of(choice.finish_reason)
             except openai.OpenAIError as exc:
-                raise self._endpoint.translate(exc) from exc
+                raise self._endpoint.translate(exc, during_reply=True) from exc
         if finish is None:
-            raise ProviderError(f"model {self.name!r}: the stream ended without a finish reason")
+            raise self._unfinished(received)
         if finish == "stop" and request.response_format is not None:
             check_json_reply("".join(text_parts), request.response_format)
         if finish == "tool_calls":
             check_tool_calls(calls.calls(), request.tools)
+        if request.tools:
+            check_tool_choice(calls.calls(), request.tool_choice)
         if usage is None:  # a server that ignores stream_options
             usage = Usage(
                 prompt_tokens=self.count_tokens(request.messages),
@@ -146,9 +157,12 @@ class OpenAICompatibleChatModel:
             raise self._endpoint.translate(exc) from exc
         finish: FinishReason | None = None
         usage: Usage | None = None
+        reply_chars = 0
+        received = 0
         async with chunks:
             try:
                 async for chunk in chunks:
+                    received += 1
                     if chunk.usage is not None:
                         usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices:
@@ -156,11 +170,27 @@ class OpenAICompatibleChatModel:
                             continue
                         logprobs = legacy_logprobs(choice.logprobs)
                         if choice.text or logprobs:
+                            reply_chars += len(choice.text)
                             yield ChatChunk(text=choice.text, logprobs=logprobs)
                         if choice.finish_reason is not None:
                             finish = finish_reason_of(choice.finish_reason)
             except openai.OpenAIError as exc:
-                raise self._endpoint.translate(exc) from exc
+                raise self._endpoint.translate(exc, during_reply=True) from exc
         if finish is None:
-            raise ProviderError(f"model {self.name!r}: the stream ended without a finish reason")
-        yield ChatChunk(text="", finish_reason=finish, usage=usage or Usage(0, 0))
+            raise self._unfinished(received)
+        if usage is None:  # llama.cpp's server, for one, ignores stream_options
+            usage = Usage(
+                prompt_tokens=len(prompt) if isinstance(prompt, list) else estimate_tokens(prompt),
+                completion_tokens=math.ceil(reply_chars / CHARS_PER_TOKEN),
+            )
+        yield ChatChunk(text="", finish_reason=finish, usage=usage)
+
+    def _unfinished(self, chunks_received: int) -> ProviderError:
+        if chunks_received == 0:
+            # llama.cpp's server ends the stream of a request it refuses (a prompt longer than
+            # its context) so, having answered 200 already.
+            return ProviderError(
+                f"model {self.name!r}: the provider ended its stream without a reply (a server "
+                "may do so for a request it refuses, such as a prompt longer than its context)"
+            )
+        return ProviderError(f"model {self.name!r}: the stream ended without a finish reason")

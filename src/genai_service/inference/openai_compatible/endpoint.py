@@ -91,14 +91,21 @@ class OpenAICompatibleEndpoint:
             raise ModelNotReady(f"model {self.name!r} is not started")
         return self._client
 
-    def translate(self, exc: openai.OpenAIError) -> AppError:
-        """Our error for an SDK error; only client mistakes (4xx) keep the upstream message."""
+    def translate(self, exc: openai.OpenAIError, *, during_reply: bool = False) -> AppError:
+        """Our error for an SDK error; only client mistakes (4xx) keep the upstream message.
+        `during_reply`: the error broke a reply the provider had begun to stream."""
         message = self._upstream_message(exc)
         logger.warning("model {!r}: provider error {}: {}", self.name, type(exc).__name__, message)
         prefix = f"model {self.name!r}"
         if isinstance(exc, openai.APITimeoutError):
+            if during_reply:
+                return GenerationTimeout(f"{prefix}: the provider stopped sending the reply")
             return GenerationTimeout(f"{prefix}: the provider did not answer in time")
         if isinstance(exc, openai.APIConnectionError):
+            if during_reply:
+                return ProviderError(
+                    f"{prefix}: the connection to the provider broke off during the reply"
+                )
             return ProviderError(f"{prefix}: cannot reach the provider")
         if not isinstance(exc, openai.APIStatusError):
             return ProviderError(f"{prefix}: the provider failed: {message}")

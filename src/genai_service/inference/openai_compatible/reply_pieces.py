@@ -56,10 +56,37 @@ def legacy_logprobs(logprobs: Logprobs | None) -> tuple[TokenLogprob, ...]:
     )
 
 
-def piece_of(choice: ChunkChoice) -> ChatChunk | None:
+class ToolCallHeaders:
+    """A streamed tool call's id and name, passed on once.
+
+    In OpenAI's format the first delta of a call carries its id and name, and later ones only
+    pieces of its arguments. llama-cpp-python's server repeats the id and the name in every
+    delta: joined as deltas are, the name would be the name many times over. A repeat of what
+    a call already has is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[str | None, str | None]] = {}
+
+    def first_only(self, delta: ToolCallDelta) -> ToolCallDelta | None:
+        """`delta` without the id and name its call already has; `None` when nothing is left."""
+        known = self._known.get(delta.index)
+        if known is None:
+            self._known[delta.index] = (delta.id, delta.name)
+            return delta
+        known_id, known_name = known
+        call_id = None if delta.id == known_id else delta.id
+        name = None if delta.name == known_name else delta.name
+        self._known[delta.index] = (known_id or call_id, known_name or name)
+        if not (call_id or name or delta.arguments):
+            return None
+        return ToolCallDelta(delta.index, call_id, name, delta.arguments)
+
+
+def piece_of(choice: ChunkChoice, headers: ToolCallHeaders) -> ChatChunk | None:
     """What one upstream choice delta carries: text, tool-call pieces, logprobs."""
     delta = choice.delta
-    tool_calls = tuple(
+    received = (
         ToolCallDelta(
             index=call.index,
             id=call.id,
@@ -67,6 +94,9 @@ def piece_of(choice: ChunkChoice) -> ChatChunk | None:
             arguments=(call.function.arguments or "") if call.function else "",
         )
         for call in delta.tool_calls or ()
+    )
+    tool_calls = tuple(
+        call for call in (headers.first_only(call) for call in received) if call is not None
     )
     logprobs = chat_logprobs(choice.logprobs.content if choice.logprobs else None)
     if not (delta.content or tool_calls or logprobs):
