@@ -64,6 +64,37 @@ def openai_error_code(slug: str) -> str:
     return slug.replace("-", "_")
 
 
+def openai_error(
+    *,
+    status: int,
+    slug: str,
+    detail: str,
+    param: str | None = None,
+    openai_type: str | None = None,
+    openai_code: str | None = None,
+) -> dict[str, Any]:
+    """An error in OpenAI's shape, as a `/v1` response body or a stream's error event."""
+    return {
+        "error": {
+            "message": detail,
+            "type": openai_type or _OPENAI_ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": openai_code or openai_error_code(slug),
+        },
+    }
+
+
+def openai_error_of(error: AppError) -> dict[str, Any]:
+    return openai_error(
+        status=error.status_code,
+        slug=error.slug,
+        detail=error.detail,
+        param=error.param,
+        openai_type=error.openai_type,
+        openai_code=error.openai_code,
+    )
+
+
 def problem_response(
     request: Request,
     *,
@@ -82,14 +113,14 @@ def problem_response(
     request_id = request_id_of(request)
     all_headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     if request.url.path.startswith(OPENAI_PATH_PREFIX):
-        body = {
-            "error": {
-                "message": detail,
-                "type": openai_type or _OPENAI_ERROR_TYPES.get(status, "server_error"),
-                "param": param,
-                "code": openai_code or openai_error_code(slug),
-            },
-        }
+        body = openai_error(
+            status=status,
+            slug=slug,
+            detail=detail,
+            param=param,
+            openai_type=openai_type,
+            openai_code=openai_code,
+        )
         return JSONResponse(body, status_code=status, headers=all_headers)
     problem: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + slug,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
+from loguru import logger
 from pydantic import BaseModel
 
 from genai_service.auth.dependencies import get_model_caller
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
+from genai_service.kit.errors import AppError
+from genai_service.kit.problems import openai_error_of
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
     ChatCompletionCreate,
@@ -67,8 +71,15 @@ CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
 
 
 async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield format_sse_event(data_str=chunk.model_dump_json())
+    """The chunks, then `[DONE]`. A call that fails once its stream has begun (the status line
+    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise."""
+    try:
+        async for chunk in chunks:
+            yield format_sse_event(data_str=chunk.model_dump_json())
+    except AppError as error:
+        logger.warning("{} failed mid-stream: {}", type(error).__name__, error.detail)
+        yield format_sse_event(data_str=json.dumps(openai_error_of(error)))
+        return
     yield STREAM_DONE
 
 
