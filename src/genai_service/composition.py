@@ -27,6 +27,9 @@ from genai_service.gateway.gateway import ModelGateway
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
+from genai_service.guards.budget import BudgetGuard
+from genai_service.guards.leases import ReservationLeases
+from genai_service.guards.limits import StoredLimits
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.migrations import upgrade_database
@@ -56,7 +59,17 @@ async def open_runtime(
         sessionmaker = create_sessionmaker(engine)
         models = models or ModelRegistry.from_settings(settings.inference)
         stack.push_async_callback(models.close)
-        gateway = ModelGateway(models, metrics=ModelCallMetrics(registry))
+        budget = BudgetGuard(
+            sessionmaker,
+            StoredLimits(sessionmaker, settings.limits),
+            lease_seconds=settings.limits.reservation_lease_seconds,
+        )
+        if mode != "tool":
+            # Before the runners: their calls settle while they close, then the leases stop.
+            leases = ReservationLeases(budget)
+            leases.start()
+            stack.push_async_callback(leases.stop)
+        gateway = ModelGateway(models, guards=[budget], metrics=ModelCallMetrics(registry))
         events = InMemoryEventLog(settings.conversations.event_retention_seconds)
         storage = DocumentStorage(settings.documents_dir)
         store: QdrantVectorStore | None = None
@@ -97,6 +110,7 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             models=models,
             gateway=gateway,
+            budget=budget,
             events=events,
             login_throttle=LoginThrottle.in_memory(settings.auth),
             caller_cache=CallerCache(settings.auth.caller_cache_seconds),

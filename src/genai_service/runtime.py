@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from genai_service.gateway.gateway import ModelGateway
     from genai_service.generations.events import EventLog
     from genai_service.generations.runner import GenerationRunner
+    from genai_service.guards.budget import BudgetGuard
     from genai_service.inference.registry import ModelRegistry
     from genai_service.retrieval.service import RetrievalService
     from genai_service.retrieval.vector_store import QdrantVectorStore
@@ -46,6 +47,8 @@ class Runtime:
     """For what is not a model call: readiness, names, context windows, token counts."""
     gateway: ModelGateway
     """For every model call: it knows the caller."""
+    budget: BudgetGuard
+    """The gateway's token budgets: reservations, settlement, the sweep of stopped processes'."""
     events: EventLog
     login_throttle: LoginThrottle
     caller_cache: CallerCache

@@ -306,6 +306,9 @@ class LimitsSettings(SettingsSection):
     """Defaults for users."""
     admin: Limits = Field(default_factory=Limits)
     """Defaults for admins."""
+    reservation_lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """A model call's budget reservation lives this long unless its process renews it (a third
+    of this apart); one whose process stopped is then charged in full, as interrupted."""
 
 
 class Settings(BaseSettings):

@@ -27,8 +27,6 @@ from genai_service.inference.base import (
     ChatModel,
     ChatRequest,
     ChatResult,
-    EmbeddingModel,
-    TokenIdEmbedder,
     collect,
 )
 from genai_service.kit.async_iterators import close_iterator
@@ -142,6 +140,17 @@ class GuardedChatModel:
             return await collect(chunks)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        admitted = await self.admit(request)
+        try:
+            async with aclosing(admitted.stream()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await admitted.release()
+
+    async def admit(self, request: ChatRequest) -> AdmittedChat:
+        """Admit a call of `request` now and run it later (`AdmittedChat.stream`): a
+        conversation turn is refused before its question is stored. Release what is not run."""
         guarded = GuardedCall(self._guarding, self._headers)
         prompt_tokens = await asyncio.to_thread(self._prompt_tokens, request)
         await guarded.admit(
@@ -154,9 +163,37 @@ class GuardedChatModel:
                 max_completion_tokens=request.sampling.max_tokens,
             )
         )
+        return AdmittedChat(self._model, request, guarded, prompt_tokens)
+
+    def _prompt_tokens(self, request: ChatRequest) -> int:
+        if request.prompt is None:
+            return self._model.count_tokens(request.messages)
+        if isinstance(request.prompt, str):
+            return self._model.count_tokens([ChatMessage("user", request.prompt)])
+        return len(request.prompt)
+
+
+class AdmittedChat:
+    """A chat call its guards admitted, to be run once (`stream`) or released (`release`)."""
+
+    def __init__(
+        self, model: ChatModel, request: ChatRequest, guarded: GuardedCall, prompt_tokens: int
+    ) -> None:
+        self._model = model
+        self.request = request
+        self._guarded = guarded
+        self._prompt_tokens = prompt_tokens
+
+    async def release(self) -> None:
+        """Settle a call that never ran as cancelled with nothing used; after `stream` ran,
+        nothing (it settled)."""
+        await self._guarded.settle("cancelled", 0, 0)
+
+    async def stream(self) -> AsyncGenerator[ChatChunk, None]:
         status: CallStatus = "cancelled"
+        prompt_tokens = self._prompt_tokens
         generated = reply_chars = 0
-        chunks = self._model.stream(request)
+        chunks = self._model.stream(self.request)
         try:
             async for chunk in chunks:
                 generated += chunk.tokens
@@ -175,123 +212,4 @@ class GuardedChatModel:
             await close_iterator(chunks)
             if status != "completed" and not generated:
                 generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
-            await guarded.settle(status, prompt_tokens, generated)
-
-    def _prompt_tokens(self, request: ChatRequest) -> int:
-        if request.prompt is None:
-            return self._model.count_tokens(request.messages)
-        if isinstance(request.prompt, str):
-            return self._model.count_tokens([ChatMessage("user", request.prompt)])
-        return len(request.prompt)
-
-
-class GuardedEmbeddingModel:
-    def __init__(
-        self,
-        model: EmbeddingModel,
-        *,
-        name: str,
-        caller: Caller,
-        purpose: Purpose,
-        guarding: Guarding,
-        headers: MutableMapping[str, str] | None = None,
-    ) -> None:
-        self._model = model
-        self.name = name
-        self._caller = caller
-        self._purpose = purpose
-        self._guarding = guarding
-        self._headers = headers
-
-    @property
-    def dimension(self) -> int:
-        return self._model.dimension
-
-    @property
-    def max_input_tokens(self) -> int:
-        return self._model.max_input_tokens
-
-    @property
-    def ready(self) -> bool:
-        return self._model.ready
-
-    async def start(self) -> None:
-        await self._model.start()
-
-    async def close(self) -> None:
-        await self._model.close()
-
-    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return await self._model.count_tokens(texts)
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        counts = await self._model.count_tokens(texts)
-        window = self._model.max_input_tokens
-        tokens = sum(min(count, window) for count in counts)
-        async with self._guarded(tokens):
-            return await self._model.embed(texts)
-
-    def _guarded(self, tokens: int) -> _EmbeddingCall:
-        return _EmbeddingCall(
-            GuardedCall(self._guarding, self._headers),
-            ModelCall(
-                caller=self._caller,
-                purpose=self._purpose,
-                model=self.name,
-                kind="embedding",
-                prompt_tokens=tokens,
-                max_completion_tokens=0,
-            ),
-        )
-
-
-class GuardedTokenIdEmbeddingModel(GuardedEmbeddingModel):
-    """For embedding models that also take token ids (`TokenIdEmbedder`)."""
-
-    def __init__(
-        self,
-        model: TokenIdEmbedder,
-        inner: EmbeddingModel,
-        *,
-        name: str,
-        caller: Caller,
-        purpose: Purpose,
-        guarding: Guarding,
-        headers: MutableMapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            inner, name=name, caller=caller, purpose=purpose, guarding=guarding, headers=headers
-        )
-        self._ids_model = model
-
-    @property
-    def vocabulary_size(self) -> int | None:
-        return self._ids_model.vocabulary_size
-
-    @property
-    def special_tokens(self) -> int:
-        return self._ids_model.special_tokens
-
-    async def embed_token_ids(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
-        tokens = sum(len(ids) + self.special_tokens for ids in inputs)
-        async with self._guarded(tokens):
-            return await self._ids_model.embed_token_ids(inputs)
-
-
-class _EmbeddingCall:
-    """`async with`: admitted on entry, settled on exit with the input's tokens (or nothing)."""
-
-    def __init__(self, guarded: GuardedCall, call: ModelCall) -> None:
-        self._guarded = guarded
-        self._call = call
-
-    async def __aenter__(self) -> None:
-        await self._guarded.admit(self._call)
-
-    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            await self._guarded.settle("completed", self._call.prompt_tokens, 0)
-        elif issubclass(kind, Exception):
-            await self._guarded.settle("failed", 0, 0)
-        else:
-            await self._guarded.settle("cancelled", 0, 0)
+            await self._guarded.settle(status, prompt_tokens, generated)

@@ -16,6 +16,10 @@ class AppError(Exception):
     status_code: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
     slug: ClassVar[str] = "bad-request"
+    openai_type: ClassVar[str | None] = None
+    """OpenAI's error `type` under `/v1`; `None`: the one OpenAI gives the status code."""
+    openai_code: ClassVar[str | None] = None
+    """OpenAI's error `code` under `/v1`; `None`: the slug in OpenAI's spelling."""
 
     def __init__(
         self,

@@ -74,17 +74,20 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
     param: str | None = None,
+    openai_type: str | None = None,
+    openai_code: str | None = None,
 ) -> JSONResponse:
+    """`openai_type` and `openai_code`: the error's own under `/v1`, where they differ from what
+    its status and slug give (OpenAI's `insufficient_quota` is a 429 of its own type)."""
     request_id = request_id_of(request)
     all_headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     if request.url.path.startswith(OPENAI_PATH_PREFIX):
-        error_type = _OPENAI_ERROR_TYPES.get(status, "server_error")
         body = {
             "error": {
                 "message": detail,
-                "type": error_type,
+                "type": openai_type or _OPENAI_ERROR_TYPES.get(status, "server_error"),
                 "param": param,
-                "code": openai_error_code(slug),
+                "code": openai_code or openai_error_code(slug),
             },
         }
         return JSONResponse(body, status_code=status, headers=all_headers)
@@ -112,6 +115,8 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
         headers=exc.headers,
         extra=exc.extra,
         param=exc.param,
+        openai_type=exc.openai_type,
+        openai_code=exc.openai_code,
     )
 
 
