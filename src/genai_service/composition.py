@@ -84,9 +84,7 @@ async def open_runtime(
         generations: GenerationRunner | None = None
         if mode == "server":
             replies = ConversationReplies(sessionmaker, gateway, settings.conversations)
-            generations = GenerationRunner(
-                sessionmaker, gateway, events, settings.conversations, replies
-            )
+            generations = GenerationRunner(sessionmaker, events, settings.conversations, replies)
             stack.push_async_callback(generations.close)
             generations.start()
         ingestion: IngestionRunner | None = None

@@ -25,6 +25,7 @@ def turn_service_of(runtime: Runtime) -> TurnService:
     return TurnService(
         sessionmaker=runtime.sessionmaker,
         models=runtime.models,
+        gateway=runtime.gateway,
         runner=runtime.generations,
         events=runtime.events,
         retriever=runtime.retriever,

@@ -21,6 +21,8 @@ from genai_service.conversations.prompt import Prompt, build_prompt
 from genai_service.conversations.repository import ConversationRepository, MessageRepository
 from genai_service.conversations.schemas import MessageRead, TurnCreate, TurnRead
 from genai_service.gateway.caller import Caller
+from genai_service.gateway.gateway import ModelGateway
+from genai_service.gateway.guarded_models import AdmittedChat
 from genai_service.generations.events import EventLog, GenerationEvent
 from genai_service.generations.plan import GenerationPlan
 from genai_service.generations.repository import GenerationRepository
@@ -92,6 +94,7 @@ class TurnService:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         models: ModelRegistry,
+        gateway: ModelGateway,
         runner: GenerationRunner,
         events: EventLog,
         retriever: SourceRetriever | None,
@@ -99,6 +102,7 @@ class TurnService:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.models = models
+        self.gateway = gateway
         self.runner = runner
         self.events = events
         self.retriever = retriever
@@ -124,7 +128,9 @@ class TurnService:
         temperature = (
             turn.temperature if turn.temperature is not None else self.settings.default_temperature
         )
+        sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
         now = utcnow()
+        admitted: AdmittedChat | None = None
         try:
             async with self.sessionmaker.begin() as session:
                 generations = GenerationRepository(session)
@@ -142,6 +148,11 @@ class TurnService:
                     question=turn.content,
                     max_tokens=max_tokens,
                     sources=sources,
+                )
+                # Admitted before anything is stored: a turn over budget leaves no question
+                # without a reply behind (the transaction has only read so far).
+                admitted = await self.gateway.chat(caller, "turn", model_name).admit(
+                    ChatRequest(messages=prompt.messages, sampling=sampling)
                 )
                 user_message = await messages.add(
                     Message(
@@ -161,21 +172,26 @@ class TurnService:
                 )
                 await generations.add(generation)
                 await ConversationRepository(session).touch(conversation.id, now)
-        except IntegrityError:
-            # Another turn's running generation won the race, or the conversation was deleted.
-            await self.conversation_for(caller.user_id, conversation.id)
-            raise self._in_progress() from None
-        plan = self._plan(caller, conversation, generation, prompt, turn, max_tokens, temperature)
-        user = MessageRead.model_validate(user_message)
-        await self.runner.launch(
-            plan,
-            {
-                "generation_id": str(generation.id),
-                "conversation_id": str(conversation.id),
-                "model": model_name,
-                "user_message": user.model_dump(mode="json"),
-            },
-        )
+            plan = self._plan(caller, conversation, generation, prompt, turn, admitted)
+            user = MessageRead.model_validate(user_message)
+            await self.runner.launch(
+                plan,
+                {
+                    "generation_id": str(generation.id),
+                    "conversation_id": str(conversation.id),
+                    "model": model_name,
+                    "user_message": user.model_dump(mode="json"),
+                },
+            )
+        except BaseException as error:
+            if admitted is not None:  # not launched: nothing will run it
+                await admitted.release()
+            if isinstance(error, IntegrityError):
+                # Another turn's running generation won the race, or the conversation was
+                # deleted.
+                await self.conversation_for(caller.user_id, conversation.id)
+                raise self._in_progress() from None
+            raise
         return StartedTurn(generation_id=generation.id, user_message=user)
 
     async def conversation_for(
@@ -237,16 +253,14 @@ class TurnService:
         generation: Generation,
         prompt: Prompt,
         turn: TurnCreate,
-        max_tokens: int,
-        temperature: float,
+        admitted: AdmittedChat,
     ) -> GenerationPlan:
-        sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
         return GenerationPlan(
             generation_id=generation.id,
             conversation_id=conversation.id,
             caller=caller,
             model_name=generation.model,
-            request=ChatRequest(messages=prompt.messages, sampling=sampling),
+            call=admitted,
             prompt_tokens=prompt.prompt_tokens,
             deadline_at=generation.deadline_at,
             citations=[citation_of(source) for source in prompt.sources],

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from genai_service.gateway.caller import Caller
-from genai_service.inference.base import ChatRequest
+from genai_service.gateway.guarded_models import AdmittedChat
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,8 @@ class GenerationPlan:
     caller: Caller
     """Who asked: the model call and its title are theirs (budgets, usage)."""
     model_name: str
-    request: ChatRequest
+    call: AdmittedChat
+    """The reply's model call, admitted with the turn; the runner runs it (or releases it)."""
     prompt_tokens: int
     deadline_at: datetime
     citations: list[dict[str, Any]] = field(default_factory=list)

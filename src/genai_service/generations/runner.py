@@ -18,7 +18,6 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from genai_service.gateway.gateway import ModelGateway
 from genai_service.generations.events import EventLog, EventType
 from genai_service.generations.heartbeat import Heartbeat
 from genai_service.generations.plan import GenerationPlan
@@ -71,13 +70,11 @@ class GenerationRunner:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        gateway: ModelGateway,
         events: EventLog,
         settings: ConversationSettings,
         replies: ReplySink,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.gateway = gateway
         self.events = events
         self.settings = settings
         self.replies = replies
@@ -141,6 +138,8 @@ class GenerationRunner:
                 )
             except (RuntimeError, AppError):
                 logger.debug("the event log of generation {} had ended", plan.generation_id)
+        finally:
+            await plan.call.release()  # a no-op once the call ran
 
     async def _run(self, plan: GenerationPlan) -> None:
         outcome = await self._generate(plan)
@@ -166,8 +165,7 @@ class GenerationRunner:
 
         async def pump() -> None:
             nonlocal usage
-            model = self.gateway.chat(plan.caller, "turn", plan.model_name)
-            chunks = model.stream(plan.request)
+            chunks = plan.call.stream()
             try:
                 async for chunk in chunks:
                     if chunk.text:
@@ -178,6 +176,7 @@ class GenerationRunner:
             finally:
                 # Closing the provider's stream frees a local engine's sequence slot at once.
                 await close_iterator(chunks)
+                await plan.call.release()  # settles a call cancelled before it started
 
         pumping = asyncio.create_task(pump())
         cancel = asyncio.create_task(self.events.wait_for_cancel(plan.generation_id))

@@ -131,10 +131,21 @@ def counter_checks(caller: Caller, in_force: LimitsInForce, periods: Periods) ->
     ]
 
 
-def _asked(call: ModelCall) -> str:
-    if call.kind == "embedding":
-        return f"an input of {call.prompt_tokens} tokens"
-    return f"a prompt of {call.prompt_tokens} tokens and max_tokens {call.max_completion_tokens}"
+def _refusal(call: ModelCall, shortfall: BudgetShortfall, now: datetime) -> BudgetExceeded:
+    tokens = call.most_tokens
+    if call.purpose == "ingestion":
+        needs = f"Embedding this document needs {tokens} tokens"
+        remedy = "retry it once the budget resets, or split it into smaller documents"
+    elif call.kind == "embedding":
+        needs = f"This call needs {tokens} tokens (its input)"
+        remedy = "send less input, or wait"
+    else:
+        needs = (
+            f"This call needs up to {tokens} tokens (a prompt of {call.prompt_tokens} and "
+            f"max_tokens {call.max_completion_tokens})"
+        )
+        remedy = "ask for fewer tokens (max_tokens), or wait"
+    return BudgetExceeded(shortfall, needs=needs, remedy=remedy, now=now)
 
 
 @dataclass(slots=True)
@@ -195,7 +206,7 @@ class BudgetGuard:
             refused = await budgets.reserve(checks, reservation)
             if refused is not None:  # raising rolls back what the other counters took
                 shortfall = await self._shortfall(budgets, refused, checks, call, periods)
-                raise BudgetExceeded(shortfall, asked=_asked(call), now=now)
+                raise _refusal(call, shortfall, now)
         return BudgetAdmission(self, Held.of(reservation))
 
     async def _shortfall(

@@ -41,8 +41,11 @@ class BudgetExceeded(AppError):
     openai_type = "insufficient_quota"
     openai_code = "insufficient_quota"
 
-    def __init__(self, shortfall: BudgetShortfall, *, asked: str, now: datetime) -> None:
-        """`asked`: what the call reserves, in words (its prompt and `max_tokens`)."""
+    def __init__(
+        self, shortfall: BudgetShortfall, *, needs: str, remedy: str, now: datetime
+    ) -> None:
+        """`needs`: what the call reserves, as the message starts ("This call needs up to 612
+        tokens (...)"); `remedy`: what the caller can do."""
         whose = "your" if shortfall.subject is BudgetSubject.USER else "this API key's"
         period = shortfall.period.value
         of_limit = f"{whose} {shortfall.limit} tokens per {period}"
@@ -51,10 +54,7 @@ class BudgetExceeded(AppError):
             advice = f"it can never fit in {of_limit}"
         else:
             advice = f"{shortfall.remaining} of {of_limit} remain"
-        detail = (
-            f"This call needs up to {shortfall.requested} tokens ({asked}), but {advice} until "
-            f"{resets}; ask for fewer tokens (max_tokens) or wait."
-        )
+        detail = f"{needs}, but {advice} until {resets}; {remedy}."
         retry_after = max(math.ceil((shortfall.resets_at - now).total_seconds()), 1)
         super().__init__(
             detail,
