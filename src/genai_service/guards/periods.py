@@ -34,6 +34,9 @@ class Periods:
     def start(self, period: BudgetPeriod) -> date:
         return self.day if period is BudgetPeriod.DAY else self.month
 
+    def starts_at(self, period: BudgetPeriod) -> datetime:
+        return datetime.combine(self.start(period), time(), tzinfo=UTC)
+
     def resets_at(self, period: BudgetPeriod) -> datetime:
         """When the period ends and its counter starts from zero again."""
         end = self.day + timedelta(days=1) if period is BudgetPeriod.DAY else next_month(self.month)
