@@ -64,6 +64,27 @@ def openai_error_code(slug: str) -> str:
     return slug.replace("-", "_")
 
 
+def openai_error_body(
+    *,
+    status: int,
+    slug: str,
+    detail: str,
+    param: str | None = None,
+    openai_type: str | None = None,
+    openai_code: str | None = None,
+) -> dict[str, Any]:
+    """OpenAI's error object: a `/v1` response's body, or an event of a `/v1` stream that fails
+    part-way (the official clients raise it as an `APIError`)."""
+    return {
+        "error": {
+            "message": detail,
+            "type": openai_type or _OPENAI_ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": openai_code or openai_error_code(slug),
+        },
+    }
+
+
 def problem_response(
     request: Request,
     *,
@@ -82,14 +103,14 @@ def problem_response(
     request_id = request_id_of(request)
     all_headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     if request.url.path.startswith(OPENAI_PATH_PREFIX):
-        body = {
-            "error": {
-                "message": detail,
-                "type": openai_type or _OPENAI_ERROR_TYPES.get(status, "server_error"),
-                "param": param,
-                "code": openai_code or openai_error_code(slug),
-            },
-        }
+        body = openai_error_body(
+            status=status,
+            slug=slug,
+            detail=detail,
+            param=param,
+            openai_type=openai_type,
+            openai_code=openai_code,
+        )
         return JSONResponse(body, status_code=status, headers=all_headers)
     problem: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + slug,

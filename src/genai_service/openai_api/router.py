@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from pydantic import BaseModel
 from genai_service.auth.dependencies import get_model_caller
 from genai_service.gateway.dependencies import ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
+from genai_service.kit.errors import AppError
+from genai_service.kit.problems import openai_error_body
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
     ChatCompletionCreate,
@@ -59,8 +62,22 @@ CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
 
 
 async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield format_sse_event(data_str=chunk.model_dump_json())
+    """The chunks as events, then `[DONE]`; a model that fails once the stream began ends it
+    with OpenAI's error event (the status line is sent by then)."""
+    try:
+        async for chunk in chunks:
+            yield format_sse_event(data_str=chunk.model_dump_json())
+    except AppError as error:
+        body = openai_error_body(
+            status=error.status_code,
+            slug=error.slug,
+            detail=error.detail,
+            param=error.param,
+            openai_type=error.openai_type,
+            openai_code=error.openai_code,
+        )
+        yield format_sse_event(data_str=json.dumps(body))
+        return
     yield STREAM_DONE
 
 
