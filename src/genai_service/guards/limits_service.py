@@ -1,5 +1,7 @@
 """Setting limits: a user's own (admins), an API key's own (its owner or an admin).
 
+An actor of `None` is the operator at the command line, who may do what an admin may.
+
 A key's limits can only be tighter than its owner's: a key limit above the owner's limit in
 force is refused, naming the field. Lowering an owner's limits later needs no check, since a
 key is held to both.
@@ -44,18 +46,20 @@ class LimitsService:
             in_force=limits_of(own) if own is not None else defaults,
         )
 
-    async def set_for_user(self, admin: User, user_id: uuid.UUID, limits: Limits) -> UserLimitsRead:
+    async def set_for_user(
+        self, admin: User | None, user_id: uuid.UUID, limits: Limits
+    ) -> UserLimitsRead:
         user = await self._user(user_id)
         await self.limits.put(limits.model_dump(), user_id=user.id)
-        logger.info("admin {} set the limits of user {}: {}", admin.id, user.id, limits)
+        logger.info("{} set the limits of user {}: {}", _who(admin), user.id, limits)
         return await self.of_user(user.id)
 
-    async def clear_for_user(self, admin: User, user_id: uuid.UUID) -> None:
+    async def clear_for_user(self, admin: User | None, user_id: uuid.UUID) -> None:
         user = await self._user(user_id)
         own = await self.limits.of_user(user.id)
         if own is not None:
             await self.limits.delete(own)
-            logger.info("admin {} cleared the limits of user {}", admin.id, user.id)
+            logger.info("{} cleared the limits of user {}", _who(admin), user.id)
 
     async def _user(self, user_id: uuid.UUID) -> User:
         user = await self.users.get(user_id)
@@ -65,7 +69,7 @@ class LimitsService:
 
     # Keys (their owner, or an admin)
 
-    async def of_key(self, actor: User, key_id: uuid.UUID) -> KeyLimitsRead:
+    async def of_key(self, actor: User | None, key_id: uuid.UUID) -> KeyLimitsRead:
         key = await self._key(actor, key_id)
         own = await self.limits.of_key(key.id)
         owner = await self._owner_limits(key)
@@ -79,7 +83,9 @@ class LimitsService:
             ),
         )
 
-    async def set_for_key(self, actor: User, key_id: uuid.UUID, limits: Limits) -> KeyLimitsRead:
+    async def set_for_key(
+        self, actor: User | None, key_id: uuid.UUID, limits: Limits
+    ) -> KeyLimitsRead:
         key = await self._key(actor, key_id)
         owner = await self._owner_limits(key)
         for name in LIMIT_FIELDS:
@@ -92,19 +98,19 @@ class LimitsService:
                     extra={"field": name, "owner_limit": allowed},
                 )
         await self.limits.put(limits.model_dump(), api_key_id=key.id)
-        logger.info("user {} set the limits of api key {}: {}", actor.id, key.id, limits)
+        logger.info("{} set the limits of api key {}: {}", _who(actor), key.id, limits)
         return await self.of_key(actor, key.id)
 
-    async def clear_for_key(self, actor: User, key_id: uuid.UUID) -> None:
+    async def clear_for_key(self, actor: User | None, key_id: uuid.UUID) -> None:
         key = await self._key(actor, key_id)
         own = await self.limits.of_key(key.id)
         if own is not None:
             await self.limits.delete(own)
-            logger.info("user {} cleared the limits of api key {}", actor.id, key.id)
+            logger.info("{} cleared the limits of api key {}", _who(actor), key.id)
 
-    async def _key(self, actor: User, key_id: uuid.UUID) -> ApiKey:
+    async def _key(self, actor: User | None, key_id: uuid.UUID) -> ApiKey:
         """The key, when `actor` owns it or is an admin; another user's answers 404."""
-        if actor.is_admin:
+        if actor is None or actor.is_admin:
             key = await self.keys.get_unrevoked(key_id)
         else:
             key = await self.keys.get_for_owner(key_id, actor.id)
@@ -116,3 +122,9 @@ class LimitsService:
         owner = await self._user(key.user_id)
         own = await self.limits.of_user(owner.id)
         return limits_of(own) if own is not None else role_defaults(self.settings, owner.role)
+
+
+def _who(actor: User | None) -> str:
+    if actor is None:
+        return "the command line"
+    return f"{'admin' if actor.is_admin else 'user'} {actor.id}"
