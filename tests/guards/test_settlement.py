@@ -23,6 +23,8 @@ MAX_TOKENS = 100
 PROMPT_TOKENS = 2
 RESERVED = PROMPT_TOKENS + MAX_TOKENS
 LEASE_SECONDS = 1.0
+TURN_MAX_TOKENS = 190
+"""Nearly the scripted reply (200 words, 20 ms apart): seconds for the cancel to arrive."""
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ async def test_a_stream_whose_client_leaves_is_charged_what_it_sent(budgeted: Bu
 async def test_a_cancelled_generation_is_charged_what_it_wrote(budgeted: Budgeted) -> None:
     async with httpx.AsyncClient(base_url=budgeted.base_url, headers=budgeted.user.headers) as http:
         created = await http.post("/api/conversations", json={"title": "to cancel"})
-        turn = {"content": "hello there", "max_tokens": MAX_TOKENS, "stream": True}
+        turn = {"content": "hello there", "max_tokens": TURN_MAX_TOKENS, "stream": True}
         async with http.stream(
             "POST", f"/api/conversations/{created.json()['id']}/messages", json=turn
         ) as response:
@@ -92,7 +94,7 @@ async def test_a_cancelled_generation_is_charged_what_it_wrote(budgeted: Budgete
                 if line.startswith("event: delta"):
                     break
             reserved = budgeted.state().reserved
-            assert reserved > MAX_TOKENS
+            assert reserved > TURN_MAX_TOKENS
             cancelled = await http.post(f"/api/generations/{generation_id}/cancel")
             assert cancelled.status_code == 200, cancelled.text
         await wait_until(lambda: budgeted.state().statuses == {"cancelled": 1})
