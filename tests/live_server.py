@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        module: Sequence[str] = ("genai_service", "serve"),
+    ) -> None:
+        """`module`: what `python -m` runs (it takes `--port`); default `genai-service serve`."""
+        self.module = list(module)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
@@ -46,7 +54,7 @@ class LiveServer:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "genai_service", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", *self.module, "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -63,6 +71,14 @@ class LiveServer:
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"server not ready in time:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends at once, running nothing on its way out."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.process = None
 
     def stop(self) -> None:
         if self.process is None:

@@ -10,6 +10,7 @@ from genai_service.chat.router import router as chat_router
 from genai_service.conversations.router import router as conversations_router
 from genai_service.documents.router import router as documents_router
 from genai_service.generations.router import router as generations_router
+from genai_service.guards.router import limits_router, usage_router
 from genai_service.health.router import router as health_router
 from genai_service.openai_api.responses.router import router as responses_router
 from genai_service.openai_api.router import router as openai_router
@@ -27,6 +28,8 @@ api_router.include_router(registration_router)
 api_router.include_router(auth_router)
 api_router.include_router(users_router)
 api_router.include_router(api_keys_router)
+api_router.include_router(limits_router)
+api_router.include_router(usage_router)
 api_router.include_router(conversations_router)
 api_router.include_router(generations_router)
 api_router.include_router(documents_router)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import httpx
 import typer
@@ -17,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.api_keys.schemas import ApiKeyCreate
 from genai_service.api_keys.service import ApiKeyService
-from genai_service.composition import open_runtime
-from genai_service.configuration.commands import config_app, load_settings
+from genai_service.command_session import fail_validation, prepared_settings, run_in_session
+from genai_service.configuration.commands import config_app
 from genai_service.conversations.terminal_client import AskFailed, Question, ask, connect
 from genai_service.documents.worker import (
     add_files,
@@ -27,18 +26,15 @@ from genai_service.documents.worker import (
     ingestion_context,
     run_worker,
 )
+from genai_service.guards.commands import limits_app, usage
 from genai_service.kit.db import create_engine
 from genai_service.kit.errors import AppError
-from genai_service.kit.logging import configure_logging
 from genai_service.migrations import upgrade_database
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.user import ANONYMOUS_USER_ID, Role
 from genai_service.serving import server_options
-from genai_service.settings import Settings
 from genai_service.users.schemas import UserCreate
 from genai_service.users.service import UserService
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="genai-service: a self-hostable generative-AI backend.",
@@ -53,6 +49,8 @@ app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
+app.add_typer(limits_app, name="limits")
+app.command("usage")(usage)
 
 
 @app.command()
@@ -63,7 +61,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn."""
-    settings = _prepared_settings()
+    settings = prepared_settings()
     uvicorn.run(
         "genai_service.app:create_app",
         factory=True,
@@ -78,7 +76,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = _prepared_settings()
+    settings = prepared_settings()
 
     async def run() -> None:
         engine = create_engine(settings.sqlalchemy_url)
@@ -89,41 +87,6 @@ def db_upgrade() -> None:
 
     asyncio.run(run())
     typer.echo("database is up to date")
-
-
-def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed session, migrating first as the server would."""
-    settings = _prepared_settings()
-
-    async def run() -> T:
-        async with (
-            open_runtime(settings, mode="tool") as runtime,
-            runtime.sessionmaker.begin() as session,
-        ):
-            return await work(session)
-
-    try:
-        return asyncio.run(run())
-    except AppError as error:
-        typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _fail_validation(error: ValidationError) -> typer.Exit:
-    """Each refused field and its rule; never the refused value (it may be a secret)."""
-    for problem in error.errors(include_input=False):
-        field = ".".join(str(part) for part in problem["loc"])
-        typer.echo(f"error: {field or 'settings'}: {problem['msg']}", err=True)
-    return typer.Exit(2)
-
-
-def _prepared_settings() -> Settings:
-    """The settings from the environment, the data dir ready and logging configured; invalid
-    settings end the command with their rules listed."""
-    settings = load_settings()
-    settings.prepare_data_dir()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
-    return settings
 
 
 @users_app.command("create")
@@ -147,9 +110,9 @@ def users_create(
     try:
         data = UserCreate(email=email, password=password, full_name=full_name)
     except ValidationError as error:
-        raise _fail_validation(error) from None
+        raise fail_validation(error) from None
     role = Role.ADMIN if admin else Role.USER
-    user = _run_in_session(lambda session: UserService(session).create(data, role=role))
+    user = run_in_session(lambda session: UserService(session).create(data, role=role))
     typer.echo(f"created {role.value} {user.email} (id {user.id})")
 
 
@@ -162,14 +125,14 @@ def keys_create(
     try:
         data = ApiKeyCreate(name=name)
     except ValidationError as error:
-        raise _fail_validation(error) from None
+        raise fail_validation(error) from None
 
     async def create(session: AsyncSession) -> str:
         owner = await UserService(session).get_by_email(email)
         _, secret = await ApiKeyService(session).create(owner, data)
         return secret
 
-    secret = _run_in_session(create)
+    secret = run_in_session(create)
     typer.echo(f"API key {name!r} for {email.strip().lower()}; it is not shown again:", err=True)
     typer.echo(secret)
 
@@ -185,7 +148,7 @@ def worker(
     Set GENAI_DOCUMENTS__RUN_INGESTION=false on the servers and point everything at a Qdrant
     server (GENAI_VECTORS__URL): an embedded Qdrant folder is opened by one process at a time.
     """
-    settings = _prepared_settings()
+    settings = prepared_settings()
     try:
         count = asyncio.run(run_worker(settings, drain=drain))
     except KeyboardInterrupt:
@@ -210,7 +173,7 @@ def ingest(
     """
     from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
-    settings = _prepared_settings()
+    settings = prepared_settings()
     files = files_under(paths)
     if not files:
         typer.echo("no files found", err=True)

@@ -24,9 +24,12 @@ from genai_service.conversations.replies import ConversationReplies
 from genai_service.documents.runner import IngestionRunner
 from genai_service.documents.storage import DocumentStorage
 from genai_service.gateway.gateway import ModelGateway
+from genai_service.gateway.guards import Guard
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.generations.events import InMemoryEventLog
 from genai_service.generations.runner import GenerationRunner
+from genai_service.guards.budget import BudgetGuard
+from genai_service.guards.leases import ReservationLeases
 from genai_service.guards.limits import StoredLimits
 from genai_service.guards.limits_cache import CachedLimits
 from genai_service.guards.rate_limits.guard import RateLimitGuard
@@ -64,8 +67,16 @@ async def open_runtime(
         limits = CachedLimits(
             StoredLimits(sessionmaker, settings.limits), settings.limits.cache_seconds
         )
+        budget = BudgetGuard(
+            sessionmaker, limits, lease_seconds=settings.limits.reservation_lease_seconds
+        )
+        if mode != "tool":
+            # Before the runners: their calls settle while they close, then the leases stop.
+            leases = ReservationLeases(budget)
+            leases.start()
+            stack.push_async_callback(leases.stop)
         # The rate limits first: a refusal from memory costs less than a budget's reservation.
-        guards = [RateLimitGuard(limits, rate_limits)]
+        guards: list[Guard] = [RateLimitGuard(limits, rate_limits), budget]
         gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))
         events = InMemoryEventLog(settings.conversations.event_retention_seconds)
         storage = DocumentStorage(settings.documents_dir)
@@ -113,6 +124,7 @@ async def open_runtime(
             gateway=gateway,
             limits=limits,
             rate_limits=rate_limits,
+            budget=budget,
             events=events,
             login_throttle=LoginThrottle.in_memory(settings.auth),
             caller_cache=CallerCache(

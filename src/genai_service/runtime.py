@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from genai_service.gateway.gateway import ModelGateway
     from genai_service.generations.events import EventLog
     from genai_service.generations.runner import GenerationRunner
+    from genai_service.guards.budget import BudgetGuard
     from genai_service.guards.limits_cache import CachedLimits
     from genai_service.guards.rate_limits.storage import RateLimitStorage
     from genai_service.inference.registry import ModelRegistry
@@ -53,6 +54,8 @@ class Runtime:
     `limits.forget_on_commit`."""
     rate_limits: RateLimitStorage
     """The counters of the rate limits and calls in flight."""
+    budget: BudgetGuard
+    """The gateway's token budgets: reservations, settlement, the sweep of stopped processes'."""
     events: EventLog
     login_throttle: LoginThrottle
     caller_cache: CallerCache

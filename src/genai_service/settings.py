@@ -317,6 +317,9 @@ class LimitsSettings(SettingsSection):
     """How long a process trusts the limits it read for a caller, so model calls do not wait
     for the database. Changes made through this process apply at once; ones made by another
     process (another web worker, the CLI) within this time. 0: read them at every call."""
+    reservation_lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """A model call's budget reservation lives this long unless its process renews it (a third
+    of this apart); one whose process stopped is then charged in full, as interrupted."""
 
 
 class Settings(BaseSettings):

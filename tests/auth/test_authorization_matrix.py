@@ -87,6 +87,11 @@ def owned(status: int) -> Expected:
     }
 
 
+def key_owner_or_admin(status: int) -> Expected:
+    """`SignedInUser` on a key of `user`: an admin may too, another user gets 404."""
+    return {**signed_in(status, not_owner=404), "admin": status}
+
+
 def admins(status: int) -> Expected:
     """`AdminUser`."""
     return {
@@ -127,6 +132,16 @@ MATRIX: dict[tuple[str, str], Expected] = {
     ("POST", "/api/keys"): signed_in(201),
     ("GET", "/api/keys"): signed_in(200),
     ("DELETE", "/api/keys/{key_id}"): signed_in(204, not_owner=404),
+    # The user's own limits: an ordinary user cannot raise them (403), even its own.
+    ("GET", "/api/users/{user_id}/limits"): admins(200),
+    ("PUT", "/api/users/{user_id}/limits"): admins(200),
+    ("DELETE", "/api/users/{user_id}/limits"): admins(204),
+    ("GET", "/api/keys/{key_id}/limits"): key_owner_or_admin(200),
+    ("PUT", "/api/keys/{key_id}/limits"): key_owner_or_admin(200),
+    ("DELETE", "/api/keys/{key_id}/limits"): key_owner_or_admin(204),
+    ("GET", "/api/usage/me"): any_caller(200),
+    # Reports name other users' usage: admins only (here, asked for `other_user`'s).
+    ("GET", "/api/usage"): admins(200),
     ("POST", "/api/conversations"): any_caller(201),
     ("GET", "/api/conversations"): any_caller(200),
     ("GET", "/api/conversations/{conversation_id}"): owned(200),
@@ -277,6 +292,19 @@ async def _users_key(world: World) -> dict[str, Any]:
     return {"url": f"/api/keys/{key['id']}"}
 
 
+async def _user_limits(world: World) -> dict[str, Any]:
+    return {"url": f"/api/users/{world.user.id}/limits", "json": {"tokens_per_day": 10**9}}
+
+
+async def _key_limits(world: World) -> dict[str, Any]:
+    key = await new_api_key(world.client_off, world.user)
+    return {"url": f"/api/keys/{key['id']}/limits", "json": {"tokens_per_day": 1000}}
+
+
+async def _other_users_usage(world: World) -> dict[str, Any]:
+    return {"params": {"user": world.other_user.id, "group_by": ["day", "model"]}}
+
+
 async def _users_conversation(world: World) -> str:
     response = await world.client_off.post(
         "/api/conversations", json={"title": "matrix"}, headers=world.user.headers
@@ -398,6 +426,13 @@ REQUESTS: dict[tuple[str, str], RequestBuilder] = {
     ("PATCH", "/api/users/{user_id}"): _administer_user,
     ("POST", "/api/keys"): _new_key,
     ("DELETE", "/api/keys/{key_id}"): _users_key,
+    ("GET", "/api/users/{user_id}/limits"): _user_limits,
+    ("PUT", "/api/users/{user_id}/limits"): _user_limits,
+    ("DELETE", "/api/users/{user_id}/limits"): _user_limits,
+    ("GET", "/api/keys/{key_id}/limits"): _key_limits,
+    ("PUT", "/api/keys/{key_id}/limits"): _key_limits,
+    ("DELETE", "/api/keys/{key_id}/limits"): _key_limits,
+    ("GET", "/api/usage"): _other_users_usage,
     ("POST", "/api/conversations"): _new_conversation,
     ("GET", "/api/conversations/{conversation_id}"): _conversation,
     ("PATCH", "/api/conversations/{conversation_id}"): _rename_conversation,

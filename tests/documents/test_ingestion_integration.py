@@ -46,7 +46,7 @@ async def minilm_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI
         tmp_path, database_url, documents=DocumentSettings(chunk_tokens=48, chunk_overlap=8)
     )
     application = create_app(settings, models=real_embedding_models())
-    async with LifespanManager(application, startup_timeout=120):
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
         await runtime_of(application).models.start()
         yield application
 

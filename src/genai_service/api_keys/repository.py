@@ -29,6 +29,12 @@ class ApiKeyRepository:
         )
         return result.scalar_one_or_none()
 
+    async def get_unrevoked(self, key_id: uuid.UUID) -> ApiKey | None:
+        """An unrevoked key, whoever owns it (for admins)."""
+        return await self.session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        )
+
     async def list_for_owner(
         self, owner_id: uuid.UUID, *, offset: int, limit: int
     ) -> tuple[Sequence[ApiKey], int]:

@@ -107,6 +107,14 @@ class MessageRepository:
         )
         return result.scalars().all(), total or 0
 
+    async def count(self, conversation_id: uuid.UUID) -> int:
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == conversation_id)
+        )
+        return total or 0
+
     async def newest_for_prompt(self, conversation_id: uuid.UUID, limit: int) -> list[Message]:
         """The newest `limit` messages with text a model can read again, oldest first.
 

@@ -30,7 +30,7 @@ from genai_service.generations.runner import (
     CONVERSATION_DELETED,
     GenerationRunner,
 )
-from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
+from genai_service.inference.base import ChatMessage, ChatModel, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.db import utcnow
@@ -135,32 +135,19 @@ class TurnService:
         temperature = (
             turn.temperature if turn.temperature is not None else self.settings.default_temperature
         )
-        async with self.sessionmaker() as session:
-            running = await GenerationRepository(session).running_for_conversation(conversation.id)
-            if running is not None:
-                raise self._in_progress()
-            history = await MessageRepository(session).newest_for_prompt(
-                conversation.id, self.settings.history_messages
-            )
-        prompt = await asyncio.to_thread(
-            build_prompt,
-            model,
-            system_prompt=conversation.system_prompt,
-            history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
-            question=turn.content,
-            max_tokens=max_tokens,
-            sources=sources,
-        )
         sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=turn.seed)
-        request = ChatRequest(messages=prompt.messages, sampling=sampling)
-        # Admitted before anything is stored: a refused turn (429) leaves no question behind.
-        call = await self.gateway.chat(caller, "turn", model_name).admit(request)
+        prompt, seen = await self._prompt(conversation, model, turn.content, max_tokens, sources)
+        # Admitted before anything is stored, so a turn over budget leaves no question without
+        # a reply behind; and outside the turn's transactions, as admission takes connections
+        # of its own (a transaction held open meanwhile could exhaust the pool).
+        admitted = await self.gateway.chat(caller, "turn", model_name).admit(
+            ChatRequest(messages=prompt.messages, sampling=sampling)
+        )
         try:
-            user_message, generation = await self._store(caller, conversation, turn, model_name)
+            generation, user = await self._store(caller, conversation, turn, model_name, seen)
             plan = self._plan(caller, conversation, generation, prompt, turn)
-            user = MessageRead.model_validate(user_message)
         except BaseException:
-            await call.release()
+            await admitted.release()  # not launched: nothing will run it
             raise
         # From here on the runner owns the call: it streams it, or releases it.
         await self.runner.launch(
@@ -171,22 +158,58 @@ class TurnService:
                 "model": model_name,
                 "user_message": user.model_dump(mode="json"),
             },
-            call,
+            admitted,
         )
         return StartedTurn(generation_id=generation.id, user_message=user)
 
+    async def _prompt(
+        self,
+        conversation: Conversation,
+        model: ChatModel,
+        question: str,
+        max_tokens: int,
+        sources: list[Source],
+    ) -> tuple[Prompt, int]:
+        """The turn's prompt, and how many messages the conversation had when it was read."""
+        async with self.sessionmaker() as session:
+            running = await GenerationRepository(session).running_for_conversation(conversation.id)
+            if running is not None:
+                raise self._in_progress()
+            messages = MessageRepository(session)
+            seen = await messages.count(conversation.id)
+            history = await messages.newest_for_prompt(
+                conversation.id, self.settings.history_messages
+            )
+        prompt = await asyncio.to_thread(
+            build_prompt,
+            model,
+            system_prompt=conversation.system_prompt,
+            history=[ChatMessage(role=m.role.value, content=m.content) for m in history],
+            question=question,
+            max_tokens=max_tokens,
+            sources=sources,
+        )
+        return prompt, seen
+
     async def _store(
-        self, caller: Caller, conversation: Conversation, turn: TurnCreate, model_name: str
-    ) -> tuple[Message, Generation]:
-        """The question and its running generation, in one transaction; 409 when another turn
-        started meanwhile."""
+        self,
+        caller: Caller,
+        conversation: Conversation,
+        turn: TurnCreate,
+        model_name: str,
+        seen: int,
+    ) -> tuple[Generation, MessageRead]:
+        """The question and a running generation, committed; 409 when another turn started or
+        ended since the prompt was read (the prompt would miss its messages)."""
         now = utcnow()
         try:
             async with self.sessionmaker.begin() as session:
                 generations = GenerationRepository(session)
-                if await generations.running_for_conversation(conversation.id) is not None:
+                messages = MessageRepository(session)
+                running = await generations.running_for_conversation(conversation.id)
+                if running is not None or await messages.count(conversation.id) != seen:
                     raise self._in_progress()
-                user_message = await MessageRepository(session).add(
+                user_message = await messages.add(
                     Message(
                         conversation_id=conversation.id,
                         role=MessageRole.USER,
@@ -208,7 +231,7 @@ class TurnService:
             # Another turn's running generation won the race, or the conversation was deleted.
             await self.conversation_for(caller.user_id, conversation.id)
             raise self._in_progress() from None
-        return user_message, generation
+        return generation, MessageRead.model_validate(user_message)
 
     async def conversation_for(
         self, owner_id: uuid.UUID, conversation_id: uuid.UUID

@@ -2,7 +2,10 @@
 
 The text is extracted in a child process (`parser_process`), then streamed: tokenized one
 window at a time, cut into chunks as the tokens arrive, embedded and written a batch at a time.
-Nothing holds a whole document's tokens, chunks or vectors at once.
+Nothing holds a whole document's tokens, chunks or vectors at once. The stream runs twice: first
+only to count what embedding the chunks costs, so that the whole document is reserved from its
+owner's token budget before any chunk is embedded (one that does not fit fails at once, nothing
+indexed); then to embed them under that reservation.
 
 While it works, a watcher checks twice a second that the job is still this runner's; when it
 was cancelled, deleted or taken over, the work is cancelled at once, whatever step it is in,
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from genai_service.documents.errors import UnreadableDocument
 from genai_service.documents.parser_process import ParserLimits, extract_text
 from genai_service.documents.pipes.chunk import Chunk, Chunker
-from genai_service.documents.pipes.embed import embed_batch
+from genai_service.documents.pipes.embed import Embedder, embed_batch
 from genai_service.documents.pipes.parse import TextLimits
 from genai_service.documents.pipes.tokens import token_span_windows
 from genai_service.documents.pipes.upsert import upsert_chunks
@@ -31,7 +36,8 @@ from genai_service.documents.sniffing import DocumentType
 from genai_service.documents.storage import DocumentStorage
 from genai_service.gateway.caller import Caller
 from genai_service.gateway.gateway import ModelGateway
-from genai_service.inference.base import ModelNotReady, ModelProcessStopped
+from genai_service.gateway.guarded_embeddings import input_tokens
+from genai_service.inference.base import EmbeddingModel, ModelNotReady, ModelProcessStopped
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import AppError
@@ -139,32 +145,53 @@ class IngestionJob:
             DocumentStatus.EMBEDDING, PARSED_PROGRESS, page_count=extracted.page_count
         )
         await self._report()
-        chunker = Chunker(
+        needed = 0
+        counting = self._chunker(text, extracted.page_starts)
+        async with aclosing(self._batches(model, text, counting)) as batches:
+            async for batch in batches:
+                needed += await input_tokens(model, [chunk.text for chunk in batch])
+        if counting.count == 0:
+            raise UnreadableDocument("No text was found in the document.")
+        embedder = services.gateway.embedding(Caller(document.owner_id), "ingestion")
+        chunker = self._chunker(text, extracted.page_starts)
+        async with (
+            embedder.reserved(needed) as embeddings,
+            aclosing(self._batches(model, text, chunker)) as batches,
+        ):
+            async for batch in batches:
+                await self._embed_and_write(embeddings, batch, len(text))
+        await services.store.mark_searchable(document.owner_id, document.id)
+        return chunker.count
+
+    def _chunker(self, text: str, page_starts: Sequence[int] | None) -> Chunker:
+        return Chunker(
             text,
             max_tokens=self._settings.chunk_tokens,
             max_chars=self._settings.chunk_chars,
             overlap=self._settings.chunk_overlap,
-            page_starts=extracted.page_starts,
+            page_starts=page_starts,
         )
+
+    async def _batches(
+        self, model: EmbeddingModel, text: str, chunker: Chunker
+    ) -> AsyncGenerator[list[Chunk], None]:
+        """The document's chunks, `embed_batch_size` at a time; the same batches every time."""
         batch: list[Chunk] = []
         async for _, spans in token_span_windows(model, text):
             for chunk in chunker.add(spans):
                 batch.append(chunk)
                 if len(batch) == self._settings.embed_batch_size:
-                    await self._embed_and_write(batch, len(text))
+                    yield batch
                     batch = []
         batch.extend(chunker.finish())
         if batch:
-            await self._embed_and_write(batch, len(text))
-        if chunker.count == 0:
-            raise UnreadableDocument("No text was found in the document.")
-        await services.store.mark_searchable(document.owner_id, document.id)
-        return chunker.count
+            yield batch
 
-    async def _embed_and_write(self, batch: list[Chunk], text_length: int) -> None:
+    async def _embed_and_write(
+        self, embeddings: Embedder, batch: list[Chunk], text_length: int
+    ) -> None:
         document, services = self.document, self._services
-        model = services.gateway.embedding(Caller(document.owner_id), "ingestion")
-        vectors = await embed_batch(model, batch)
+        vectors = await embed_batch(embeddings, batch)
         await upsert_chunks(
             services.store,
             owner_id=document.owner_id,

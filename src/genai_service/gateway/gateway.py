@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 
 from genai_service.gateway.caller import Caller, Purpose
-from genai_service.gateway.guarded_models import (
-    GuardedChatModel,
+from genai_service.gateway.guarded_embeddings import (
     GuardedEmbeddingModel,
     GuardedTokenIdEmbeddingModel,
-    Guarding,
 )
+from genai_service.gateway.guarded_models import GuardedChatModel, Guarding
 from genai_service.gateway.guards import Guard
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.inference.base import TokenIdEmbedder

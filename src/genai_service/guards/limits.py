@@ -26,6 +26,15 @@ class LimitsInForce:
     key: Limits | None
     """`None`: no key, or a key without limits of its own."""
 
+    def tightest(self, name: str) -> int | None:
+        """The limit `name` the caller is held to: the lower of its user's and its key's."""
+        values = [
+            value
+            for limits in (self.user, self.key)
+            if limits is not None and (value := getattr(limits, name)) is not None
+        ]
+        return min(values) if values else None
+
     @property
     def unlimited(self) -> bool:
         return all(
@@ -60,9 +69,15 @@ class StoredLimits:
 
     async def limits_for(self, caller: Caller) -> LimitsInForce:
         async with self.sessionmaker() as session:
-            found = await LimitsRepository(session).of_caller(caller.user_id, caller.api_key_id)
-        if found is None:  # the user was deleted meanwhile: nothing of it may run
-            return LimitsInForce(user=Limits(requests_per_minute=0), key=None)
-        role, own, key = found
-        user = limits_of(own) if own is not None else role_defaults(self.settings, role)
-        return LimitsInForce(user=user, key=limits_of(key) if key is not None else None)
+            return await limits_in_force(session, self.settings, caller)
+
+
+async def limits_in_force(
+    session: AsyncSession, settings: LimitsSettings, caller: Caller
+) -> LimitsInForce:
+    found = await LimitsRepository(session).of_caller(caller.user_id, caller.api_key_id)
+    if found is None:  # the user was deleted meanwhile: nothing of it may run
+        return LimitsInForce(user=Limits(requests_per_minute=0), key=None)
+    role, own, key = found
+    user = limits_of(own) if own is not None else role_defaults(settings, role)
+    return LimitsInForce(user=user, key=limits_of(key) if key is not None else None)

@@ -14,6 +14,15 @@ from genai_service.models.document import Document, DocumentStatus
 from genai_service.models.limits import CallerLimits
 from genai_service.models.refresh_token import RefreshToken
 from genai_service.models.response import StoredResponse
+from genai_service.models.usage import (
+    BudgetCounter,
+    BudgetPeriod,
+    BudgetReservation,
+    BudgetSubject,
+    DailyUsage,
+    UsageRecord,
+    UsageStatus,
+)
 from genai_service.models.user import ANONYMOUS_EMAIL, ANONYMOUS_USER_ID, Role, User
 
 __all__ = [
@@ -21,8 +30,13 @@ __all__ = [
     "ANONYMOUS_USER_ID",
     "ApiKey",
     "Base",
+    "BudgetCounter",
+    "BudgetPeriod",
+    "BudgetReservation",
+    "BudgetSubject",
     "CallerLimits",
     "Conversation",
+    "DailyUsage",
     "Document",
     "DocumentStatus",
     "Generation",
@@ -33,5 +47,7 @@ __all__ = [
     "RefreshToken",
     "Role",
     "StoredResponse",
+    "UsageRecord",
+    "UsageStatus",
     "User",
 ]
