@@ -13,9 +13,13 @@ from genai_service.runtime import runtime_of
 from tests.conftest import FAKE_CHAT_MODEL
 from tests.fakes import ScriptedChatModel
 from tests.identity import Account, bearer
+from tests.polling import wait_until
 
 
-def slow_model(app: FastAPI) -> ScriptedChatModel:
+async def slow_model(app: FastAPI) -> ScriptedChatModel:
+    """The fake model, slowed, once the pool is idle: the budget leases sweep at start-up, on a
+    connection of their own, and are then quiet for far longer than a test."""
+    await wait_until(lambda: checked_out_connections(app) == 0)
     model = runtime_of(app).models.chat(FAKE_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
     model.chunk_delay = 0.05
@@ -31,7 +35,7 @@ def checked_out_connections(app: FastAPI) -> int:
 async def test_a_generation_holds_no_database_connection(
     app: FastAPI, client: httpx.AsyncClient, alice: Account, signed_in: bool
 ) -> None:
-    model = slow_model(app)
+    model = await slow_model(app)
     body = {
         "model": FAKE_CHAT_MODEL,
         "messages": [{"role": "user", "content": "one two three four five six"}],
@@ -50,7 +54,7 @@ async def test_a_generation_holds_no_database_connection(
 async def test_the_guard_still_refuses_bad_credentials(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    model = slow_model(app)
+    model = await slow_model(app)
     response = await client.post(
         "/v1/chat/completions",
         json={"model": FAKE_CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]},
