@@ -11,8 +11,12 @@ model. The cache keeps the user a credential stood for, for a few seconds:
 - A check that read the database before such a change is never stored after it. Every
   `forget_user` moves an epoch on, and a check stores its result only if the epoch is the one
   it started with.
-- Changes made by another process (another web worker, the CLI) apply within the time to
-  live. Set it to 0 to check every request.
+- Changes made by another server process apply at once too when the processes share Redis
+  (`GENAI_REDIS__URL`): `forget_user` is signalled to every process before the response that
+  made the change is sent. While those signals may be missed (Redis unreachable, and until
+  listening resumes) the cache is not trusted: every request is checked in the database.
+- Without Redis, changes made by another process (another web worker, the CLI) apply within the
+  time to live. Set it to 0 to check every request.
 
 An entry never outlives the credential itself (an access token's or an API key's expiry).
 Concurrent requests with the same unchecked credential share one database check. Invalid
@@ -27,14 +31,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.auth.principal import Principal
-from genai_service.kit.db import after_commit, utcnow
+from genai_service.kit.db import after_commit, await_after_commit, utcnow
+from genai_service.kit.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from genai_service.kit.redis_signals import RedisSignals
 
 Check = Callable[[], Awaitable[Principal]]
 Clock = Callable[[], float]
+FORGET_CHANNEL = "caller-cache-forget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +57,24 @@ class _Entry:
 
 class CallerCache:
     def __init__(
-        self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Clock = time.monotonic
+        self,
+        ttl_seconds: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Clock = time.monotonic,
+        signals: RedisSignals | None = None,
     ) -> None:
+        """`signals`: shared with the other server processes, which forget what this one does."""
         self._ttl = ttl_seconds
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._checks: dict[str, asyncio.Task[Principal]] = {}
         self._epoch = 0
+        self._signals = signals
+        if signals is not None:
+            signals.listen(FORGET_CHANNEL, self._forget_signalled)
+            signals.on_gap(self.forget_everyone)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,7 +82,7 @@ class CallerCache:
     async def principal_for(self, credential: str, check: Check) -> Principal:
         """Who `credential` stands for: from the cache, or from `check` (which raises if the
         credential is refused). `credential` is any string naming the caller."""
-        if self._ttl <= 0:
+        if self._ttl <= 0 or (self._signals is not None and not self._signals.connected):
             return await check()
         key = hashlib.sha256(credential.encode()).hexdigest()
         entry = self._entries.get(key)
@@ -80,6 +101,32 @@ class CallerCache:
     def forget_user_on_commit(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         """`forget_user` once `session` has committed the change to the user's credentials."""
         after_commit(session, lambda: self.forget_user(user_id))
+        if self._signals is not None:
+            await_after_commit(session, lambda: self._tell_others(user_id))
+
+    async def _tell_others(self, user_id: uuid.UUID) -> None:
+        if self._signals is None:
+            return
+        try:
+            await self._signals.publish(FORGET_CHANNEL, str(user_id))
+        except ServiceUnavailable:
+            # The change is committed; the other processes, cut off from the same Redis, do
+            # not trust their caches until they hear from it again.
+            logger.warning("other processes could not be told to forget user {}", user_id)
+
+    def _forget_signalled(self, message: str) -> None:
+        try:
+            user_id = uuid.UUID(message)
+        except ValueError:
+            logger.warning("redis: a caller-cache signal named no user")
+            return
+        self.forget_user(user_id)
+
+    def forget_everyone(self) -> None:
+        """Drop every entry (signals may have been missed); checks under way are not stored."""
+        self._epoch += 1
+        self._checks.clear()
+        self._entries = {}
 
     def forget_user(self, user_id: uuid.UUID) -> None:
         """Drop what is known of `user_id`; checks under way are not stored."""

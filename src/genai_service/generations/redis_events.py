@@ -78,12 +78,15 @@ class RedisEventLog:
         self._signals = signals
         self.retention_seconds = retention_seconds
         self._running_ms = round(running_seconds * 1000)
-        self._retention_ms = max(round(retention_seconds * 1000), 1)
         self._append = redis.client.register_script(APPEND_SCRIPT)
         self._cancel_waiters: dict[uuid.UUID, asyncio.Event] = {}
         self._rechecks: set[asyncio.Task[None]] = set()
         signals.listen(CANCEL_CHANNEL, self._cancel_signalled)
         signals.on_gap(self._recheck_cancels)
+
+    @property
+    def _retention_ms(self) -> int:
+        return max(round(self.retention_seconds * 1000), 1)
 
     def _events_key(self, generation_id: uuid.UUID) -> str:
         return self._redis.key("generation", str(generation_id), "events")
@@ -108,7 +111,8 @@ class RedisEventLog:
         try:
             with redis_required("writing a generation event"):
                 number = await self._append(
-                    keys=[key], args=[type, payload, self._running_ms, self._retention_ms]
+                    keys=[key],
+                    args=[type, payload, self._running_ms, self._retention_ms],
                 )
         except ResponseError as error:
             if "GENAI_EXPIRED" in str(error):

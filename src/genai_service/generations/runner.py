@@ -82,6 +82,7 @@ class GenerationRunner:
         self.settings = settings
         self.replies = replies
         self._generations: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._stops: dict[uuid.UUID, asyncio.Event] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self.heartbeat = Heartbeat(
             sessionmaker,
@@ -109,8 +110,8 @@ class GenerationRunner:
     async def close(self) -> None:
         """Cancel what still runs (its partial replies are stored), then wait for it."""
         await self.heartbeat.stop()
-        for generation_id in list(self._generations):
-            await self.events.request_cancel(generation_id)
+        for stop in self._stops.values():
+            stop.set()  # directly, not through the event log: it may be unreachable
         pending = {*self._generations.values(), *self._chores}
         if pending:
             _, late = await asyncio.wait(pending, timeout=SHUTDOWN_WAIT_SECONDS)
@@ -180,7 +181,7 @@ class GenerationRunner:
                 await close_iterator(chunks)
 
         pumping = asyncio.create_task(pump())
-        cancel = asyncio.create_task(self.events.wait_for_cancel(plan.generation_id))
+        cancel = asyncio.create_task(self._until_cancelled(plan.generation_id))
         timeout = max((plan.deadline_at - utcnow()).total_seconds(), 0.0)
         try:
             await asyncio.wait({pumping, cancel}, timeout=timeout, return_when="FIRST_COMPLETED")
@@ -207,6 +208,21 @@ class GenerationRunner:
             logger.opt(exception=error).error("generation {} failed", plan.generation_id)
             detail = "The model failed unexpectedly."
         return ended(GenerationStatus.FAILED, detail)
+
+    async def _until_cancelled(self, generation_id: uuid.UUID) -> None:
+        """Return when a cancel is requested through the event log, or by `close`."""
+        stop = self._stops.setdefault(generation_id, asyncio.Event())
+        waits = {
+            asyncio.ensure_future(self.events.wait_for_cancel(generation_id)),
+            asyncio.ensure_future(stop.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when="FIRST_COMPLETED")
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.wait(waits)
+            del self._stops[generation_id]
 
     async def _store(self, plan: GenerationPlan, outcome: GenerationOutcome) -> _Ending:
         """The reply, written with the runner's own session — unless the generation was ended

@@ -45,9 +45,11 @@ async def healthz() -> Health:
     responses={503: {"description": "A dependency is not ready"}},
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
-    """Readiness: the database and the vector store answer, and every model registered at
-    start-up is loaded."""
-    checks = await readiness_checks(runtime.engine, runtime.models, runtime.vector_store)
+    """Readiness: the database, the vector store and Redis (when configured) answer, and every
+    model registered at start-up is loaded."""
+    checks = await readiness_checks(
+        runtime.engine, runtime.models, runtime.vector_store, runtime.redis, runtime.signals
+    )
     failing = sorted(name for name, ok in checks.items() if not ok)
     if failing:
         error = ServiceUnavailable(f"not ready: {', '.join(failing)}", retry_after=5)
