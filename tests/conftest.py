@@ -77,7 +77,7 @@ def redis_url() -> Iterator[str]:
     try:
         yield server.url
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture(params=["in-process", "redis"])

@@ -31,7 +31,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start (or start again, on the same port) the server."""
         binary = shutil.which("redis-server")
+        self.root.mkdir(parents=True, exist_ok=True)
         if binary is None:
             raise RuntimeError("redis-server is not installed (run `make system-deps`)")
         with (self.root / "log").open("wb") as log:
@@ -71,6 +73,7 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
+        """Stop the server (it may be started again)."""
         if self.process is not None:
             self.process.terminate()
             try:
@@ -79,4 +82,7 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
             self.process = None
+
+    def remove(self) -> None:
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -100,9 +100,21 @@ class GenerationRunner:
         self.heartbeat.start()
 
     async def launch(self, plan: GenerationPlan, first_event: dict[str, Any]) -> None:
-        """Open the generation's event log with its `generation` event, then start it."""
-        await self.events.open(plan.generation_id)
-        await self.events.append(plan.generation_id, "generation", first_event)
+        """Open the generation's event log with its `generation` event, then start it. When the
+        log cannot be opened (Redis unreachable), the generation is stored as failed at once and
+        the error raised: nobody could follow or cancel it."""
+        try:
+            await self.events.open(plan.generation_id)
+            await self.events.append(plan.generation_id, "generation", first_event)
+        except AppError as error:
+            failed = GenerationOutcome(
+                GenerationStatus.FAILED, "", error=f"{error.title}: {error.detail}"
+            )
+            try:
+                await self._store(plan, failed)
+            except SQLAlchemyError:
+                logger.exception("generation {} could not be stored", plan.generation_id)
+            raise
         task = asyncio.create_task(self._guarded(plan), name=f"generation-{plan.generation_id}")
         self._generations[plan.generation_id] = task
         task.add_done_callback(lambda _: self._generations.pop(plan.generation_id, None))
