@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,10 +31,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        name: str = "server",
+        args: Sequence[str] = (),
+    ) -> None:
+        """`name`: of its log file in `data_dir` (processes may share one data dir); `args`:
+        more options of `genai-service serve` (such as `--workers 2`)."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
+        self.log_path = data_dir / f"{name}.log"
+        self.args = list(args)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("GENAI_")},
@@ -46,7 +56,15 @@ class LiveServer:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "genai_service", "serve", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "genai_service",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
