@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -33,30 +34,46 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def make_log(shared_state: RedisSettings) -> AsyncIterator[MakeLog]:
-    """A factory of event logs; on Redis each log is another process's view of the same one."""
-    opened: list[tuple[RedisSignals, SharedRedis]] = []
+async def open_redis_log(settings: RedisSettings, opened: list[Any], retention: float) -> EventLog:
+    redis = SharedRedis.from_settings(settings)
+    signals = RedisSignals(redis, ping_seconds=settings.timeout)
+    log = RedisEventLog(redis, signals, retention_seconds=retention, running_seconds=60)
+    await signals.start()
+    assert signals.connected
+    opened.append((signals, redis))
+    return log
 
-    async def make(retention: float = 60.0) -> EventLog:
-        if shared_state.url is None:
-            if opened or made:
-                pytest.skip("one process has one in-memory log")
-            made.append(True)
-            return InMemoryEventLog(retention)
-        redis = SharedRedis.from_settings(shared_state)
-        signals = RedisSignals(redis, ping_seconds=shared_state.timeout)
-        log = RedisEventLog(redis, signals, retention_seconds=retention, running_seconds=60)
-        await signals.start()
-        assert signals.connected
-        opened.append((signals, redis))
-        return log
 
-    made: list[bool] = []
-    yield make
+async def close_all(opened: list[Any]) -> None:
     for signals, redis in opened:
         await signals.stop()
         await redis.close()
+
+
+@pytest.fixture
+async def make_log(shared_state: RedisSettings) -> AsyncIterator[MakeLog]:
+    """A factory of the event log, in the process and on Redis."""
+    opened: list[Any] = []
+
+    async def make(retention: float = 60.0) -> EventLog:
+        if shared_state.url is None:
+            return InMemoryEventLog(retention)
+        return await open_redis_log(shared_state, opened, retention)
+
+    yield make
+    await close_all(opened)
+
+
+@pytest.fixture
+async def two_processes(redis_url: str) -> AsyncIterator[tuple[EventLog, EventLog]]:
+    """The Redis event log as two processes see it (each its own clients and signals)."""
+    settings = RedisSettings(url=redis_url, key_prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    opened: list[Any] = []
+    yield (
+        await open_redis_log(settings, opened, 60.0),
+        await open_redis_log(settings, opened, 60.0),
+    )
+    await close_all(opened)
 
 
 async def collect(log: EventLog, generation_id: uuid.UUID, after: int = 0) -> list[int]:
@@ -164,9 +181,9 @@ async def test_cancel_requests_reach_the_writer(make_log: MakeLog) -> None:
 
 
 async def test_a_log_written_by_one_process_is_read_and_cancelled_by_another(
-    make_log: MakeLog,
+    two_processes: tuple[EventLog, EventLog],
 ) -> None:
-    writer, reader = await make_log(), await make_log()
+    writer, reader = two_processes
     generation = uuid.uuid4()
     await writer.open(generation)
     await writer.append(generation, "generation", {"id": str(generation)})
@@ -188,8 +205,10 @@ async def test_a_log_written_by_one_process_is_read_and_cancelled_by_another(
     assert [event.id for event in received] == [2, 3]
 
 
-async def test_a_cancel_requested_before_the_writer_waits_is_not_lost(make_log: MakeLog) -> None:
-    writer, other = await make_log(), await make_log()
+async def test_a_cancel_requested_before_the_writer_waits_is_not_lost(
+    two_processes: tuple[EventLog, EventLog],
+) -> None:
+    writer, other = two_processes
     generation = uuid.uuid4()
     await writer.open(generation)
     await other.request_cancel(generation)
