@@ -93,18 +93,20 @@ class RedisSignals:
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     async def _read(self, pubsub: PubSub) -> None:
+        """Dispatch messages; when the connection has been quiet for `ping_seconds`, ping it, and
+        take it for lost when the ping is not answered within as long again."""
         loop = asyncio.get_running_loop()
         last_heard = last_ping = loop.time()
         while True:
-            message = await pubsub.get_message(timeout=READ_INTERVAL_S)
+            message = await pubsub.get_message(timeout=min(READ_INTERVAL_S, self._ping_seconds))
             now = loop.time()
             if message is not None:
                 last_heard = now
                 if message.get("type") == "message":
                     self._dispatch(str(message["channel"]), str(message["data"]))
-            if now - last_heard > 2 * self._ping_seconds:
-                raise TimeoutError("no answer to pings on the signals connection")
-            if now - last_ping >= self._ping_seconds:
+            if last_ping > last_heard and now - last_ping > self._ping_seconds:
+                raise TimeoutError("no answer to a ping on the signals connection")
+            if now - max(last_heard, last_ping) >= self._ping_seconds:
                 last_ping = now
                 await pubsub.ping()
 
