@@ -123,6 +123,35 @@ async def test_cancelling_an_orphan_before_the_sweep_stores_it_cancelled(
     assert (await ask(client, alice, conversation["id"], "again")).status_code == 201
 
 
+async def test_a_reader_of_a_cancelled_orphan_hears_it_once_it_is_stored(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    """The killed process left the generation's event log open (on Redis, any process's
+    readers follow it). Cancelling it ends that log with the stored reply, and only once the
+    reply is committed: a reader that reacts to the last event at once finds it stored."""
+    conversation = await new_conversation(client, alice, title="Crash")
+    minute = timedelta(minutes=1)
+    generation_id = await add_orphan(app, conversation["id"], alice, heartbeat_ago=minute)
+    events = runtime_of(app).events
+    await events.open(generation_id)
+
+    async def status_at_the_last_event() -> tuple[str, dict[str, object], GenerationStatus]:
+        async for event in await events.subscribe(generation_id):
+            if event.is_terminal:
+                return event.type, event.data, await status_of(app, generation_id)
+        raise AssertionError("the event log ended without a terminal event")
+
+    reader = asyncio.create_task(status_at_the_last_event())
+    cancelled = await client.post(f"/api/generations/{generation_id}/cancel", headers=alice.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    event_type, data, status = await asyncio.wait_for(reader, 10)
+    assert (event_type, status) == ("done", GenerationStatus.CANCELLED)
+    assert data["status"] == "cancelled"
+    message = data["message"]
+    assert isinstance(message, dict)
+    assert message["id"] == cancelled.json()["assistant_message_id"]
+
+
 def slow_model(app: FastAPI) -> ScriptedChatModel:
     model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)

@@ -12,7 +12,7 @@ from genai_service.generations.orphans import OrphanCutoff, announce_given_up, g
 from genai_service.generations.replies import ReplySink
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.async_iterators import close_iterator
-from genai_service.kit.db import utcnow
+from genai_service.kit.db import await_after_commit, utcnow
 from genai_service.kit.errors import Conflict, NotFound
 from genai_service.models.conversation import Generation, GenerationStatus
 from genai_service.models.user import User
@@ -85,7 +85,11 @@ class GenerationService:
             reply = await give_up(self.session, generation, status, now, cutoff, self.replies)
         if reply is not None:
             logger.info("generation {} had no writer; stored as cancelled", generation.id)
-            await announce_given_up(self.events, generation.id, status, reply)
+            stored = reply
+            await_after_commit(
+                self.session,
+                lambda: announce_given_up(self.events, generation.id, status, stored),
+            )
             return await self.get(owner, generation.id)
         try:
             events: AsyncIterator[GenerationEvent] | None = await self.events.subscribe(
