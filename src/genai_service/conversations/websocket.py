@@ -157,9 +157,14 @@ class ConversationSocket:
         await self.turns.events.request_cancel(self._generation)
 
     async def _forward(self, events: Any) -> None:
+        """Send the events; when they cannot be read on (Redis unreachable), an error frame
+        without an id says so, and the socket stays open to follow again after the last id."""
         try:
             async for event in events:
                 await self._send(event_frame(event))
+        except AppError as error:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self._send(problem_frame(error.status_code, error.title, error.detail))
         except (WebSocketDisconnect, RuntimeError) as error:
             logger.debug("stopped forwarding to a closed websocket: {}", error)
         finally:

@@ -162,9 +162,13 @@ class GenerationRunner:
         except SQLAlchemyError:
             logger.exception("the reply of generation {} could not be stored", plan.generation_id)
             ending = _Ending(GenerationStatus.FAILED, None, "The reply could not be stored.")
-        await self.events.append(
-            plan.generation_id, ending.event_type, ending.data(plan.generation_id)
-        )
+        try:
+            await self.events.append(
+                plan.generation_id, ending.event_type, ending.data(plan.generation_id)
+            )
+        except AppError as error:
+            # Its readers were told why they could read no further; the reply is stored.
+            logger.warning("generation {} ended unannounced: {}", plan.generation_id, error.detail)
         if ending.status is GenerationStatus.COMPLETED and ending.reply is not None:
             self._chore(self.replies.completed(plan, outcome.text))
 
