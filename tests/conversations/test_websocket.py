@@ -1,10 +1,12 @@
-"""`WS /api/conversations/{id}/ws`: turns, cancel, bad frames and credentials over a WebSocket."""
+"""`WS /api/conversations/{id}/ws`: turns, cancel, bad frames and credentials over a WebSocket,
+with the generations' events in the process and on Redis."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,8 @@ from fastapi import FastAPI
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
+from genai_service.settings import RedisSettings, Settings
+from tests.conftest import make_settings
 from tests.conversations.support import (
     LONG_REPLY,
     SLOW_CHAT_MODEL,
@@ -24,6 +28,11 @@ from tests.conversations.support import (
 from tests.identity import Account, new_api_key
 
 RECEIVE_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, shared_state: RedisSettings) -> Settings:
+    return make_settings(tmp_path, database_url, redis=shared_state)
 
 
 @asynccontextmanager
