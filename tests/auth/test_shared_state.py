@@ -18,7 +18,7 @@ from genai_service.auth.principal import Principal
 from genai_service.auth.redis_throttle import RedisFailureWindow
 from genai_service.kit.redis_client import SharedRedis
 from genai_service.kit.redis_signals import RedisSignals
-from genai_service.models.user import User
+from genai_service.models.user import Role, User
 from genai_service.runtime import runtime_of
 from genai_service.settings import RedisSettings, Settings
 from tests.conftest import client_for, make_fake_models, second_process
@@ -153,6 +153,26 @@ async def test_a_new_password_on_one_process_signs_out_other_sessions_on_the_oth
         assert response.status_code == 200
         assert (await b.get("/v1/models", headers=bearer(other_session))).status_code == 401
         assert (await b.get("/v1/models", headers=carol.headers)).status_code == 200
+
+
+async def test_a_user_deactivated_on_one_process_is_refused_on_the_other_at_once(
+    process_a: FastAPI, process_b: FastAPI
+) -> None:
+    """B's cache holds dave's session and key (for five minutes); an admin deactivates him on
+    A, and B refuses both at the next request, before any entry expires."""
+    async with client_for(process_a) as a, client_for(process_b) as b:
+        admin = await new_account(process_a, a, "admin", role=Role.ADMIN)
+        dave = await new_account(process_a, a, "dave")
+        key = await new_api_key(a, dave)
+        for credential in (dave.headers, bearer(key["secret"])):
+            assert (await b.get("/v1/models", headers=credential)).status_code == 200
+        response = await a.patch(
+            f"/api/users/{dave.id}", json={"is_active": False}, headers=admin.headers
+        )
+        assert response.status_code == 200, response.text
+        for credential in (dave.headers, bearer(key["secret"])):
+            assert (await b.get("/v1/models", headers=credential)).status_code == 401
+        assert (await b.get("/v1/models", headers=admin.headers)).status_code == 200
 
 
 def principal() -> Principal:
