@@ -74,7 +74,7 @@ async def open_runtime(
             signals = RedisSignals(redis, ping_seconds=settings.redis.timeout)
             stack.push_async_callback(signals.stop)
         events = _event_log(settings, redis, signals)
-        caller_cache = CallerCache(settings.auth.caller_cache_seconds, signals=signals)
+        caller_cache = CallerCache(settings.auth.caller_cache_seconds, signals=signals, redis=redis)
         login_throttle = (
             LoginThrottle.in_memory(settings.auth)
             if redis is None

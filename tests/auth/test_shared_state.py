@@ -208,6 +208,44 @@ async def test_the_cache_is_not_trusted_while_its_signals_may_be_missed(
     assert calls == 4
 
 
+async def test_a_change_elsewhere_is_seen_by_the_next_request_before_its_signal(
+    redis_url: str,
+) -> None:
+    """B's signal of the change may be read after B's next request: that request still checks
+    the database, because it reads the change mark A set before answering."""
+    settings = on_redis(redis_url)
+    shared = [SharedRedis.from_settings(settings) for _ in range(2)]
+    deaf = SharedRedis.from_settings(on_redis(redis_url))  # B's signals never hear A's
+    signals_a = RedisSignals(shared[0], ping_seconds=1.0)
+    signals_b = RedisSignals(deaf, ping_seconds=1.0)
+    a = CallerCache(300, signals=signals_a, redis=shared[0])
+    b = CallerCache(300, signals=signals_b, redis=shared[1])
+    calls = 0
+    checked = principal()
+
+    async def check() -> Principal:
+        nonlocal calls
+        calls += 1
+        return checked
+
+    await signals_a.start()
+    await signals_b.start()
+    try:
+        for _ in range(3):
+            await b.principal_for("token", check)
+        assert calls == 1
+        await a._tell_others(checked.user.id)
+        await b.principal_for("token", check)
+        assert calls == 2
+        await b.principal_for("token", check)
+        assert calls == 2
+    finally:
+        for signals in (signals_a, signals_b):
+            await signals.stop()
+        for redis in (*shared, deaf):
+            await redis.close()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_redis_outage_is_a_503_and_readiness_says_so(
     tmp_path: Path, database_url: str

@@ -12,9 +12,13 @@ model. The cache keeps the user a credential stood for, for a few seconds:
   `forget_user` moves an epoch on, and a check stores its result only if the epoch is the one
   it started with.
 - Changes made by another server process apply at once too when the processes share Redis
-  (`GENAI_REDIS__URL`): `forget_user` is signalled to every process before the response that
-  made the change is sent. While those signals may be missed (Redis unreachable, and until
-  listening resumes) the cache is not trusted: every request is checked in the database.
+  (`GENAI_REDIS__URL`). Before the response that made a change is sent, a shared change mark
+  in Redis is set to a new random value (and `forget_user` is signalled to every process).
+  Every request read from the cache first reads that mark, one Redis round trip instead of a
+  database check: when it moved, the whole cache is dropped. The signal alone could arrive
+  after the next request; the mark cannot. While Redis is unreachable (or the signals may have
+  been missed, until listening resumes) the cache is not trusted: every request is checked in
+  the database.
 - Without Redis, changes made by another process (another web worker, the CLI) apply within the
   time to live. Set it to 0 to check every request.
 
@@ -31,21 +35,25 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from loguru import logger
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.auth.principal import Principal
 from genai_service.kit.db import after_commit, await_after_commit, utcnow
 from genai_service.kit.errors import ServiceUnavailable
+from genai_service.kit.redis_client import redis_required
 
 if TYPE_CHECKING:
+    from genai_service.kit.redis_client import SharedRedis
     from genai_service.kit.redis_signals import RedisSignals
 
 Check = Callable[[], Awaitable[Principal]]
 Clock = Callable[[], float]
 FORGET_CHANNEL = "caller-cache-forget"
+CHANGE_MARK = "caller-cache-changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +71,10 @@ class CallerCache:
         max_entries: int = 10_000,
         clock: Clock = time.monotonic,
         signals: RedisSignals | None = None,
+        redis: SharedRedis | None = None,
     ) -> None:
-        """`signals`: shared with the other server processes, which forget what this one does."""
+        """`signals` and `redis`: shared with the other server processes, which forget what
+        this one does (both or neither)."""
         self._ttl = ttl_seconds
         self._max_entries = max_entries
         self._clock = clock
@@ -72,6 +82,9 @@ class CallerCache:
         self._checks: dict[str, asyncio.Task[Principal]] = {}
         self._epoch = 0
         self._signals = signals
+        self._redis = redis
+        self._mark_seen: str | None = None
+        """The shared change mark the entries were stored under."""
         if signals is not None:
             signals.listen(FORGET_CHANNEL, self._forget_signalled)
             signals.on_gap(self.forget_everyone)
@@ -83,6 +96,8 @@ class CallerCache:
         """Who `credential` stands for: from the cache, or from `check` (which raises if the
         credential is refused). `credential` is any string naming the caller."""
         if self._ttl <= 0 or (self._signals is not None and not self._signals.connected):
+            return await check()
+        if not await self._unchanged_elsewhere():
             return await check()
         key = hashlib.sha256(credential.encode()).hexdigest()
         entry = self._entries.get(key)
@@ -104,10 +119,28 @@ class CallerCache:
         if self._signals is not None:
             await_after_commit(session, lambda: self._tell_others(user_id))
 
+    async def _unchanged_elsewhere(self) -> bool:
+        """Whether the entries still stand for every change another process made: `False`
+        when the shared mark cannot be read. A moved mark drops every entry."""
+        if self._redis is None:
+            return True
+        try:
+            mark = cast(str | None, await self._redis.client.get(self._redis.key(CHANGE_MARK)))
+        except (RedisError, OSError) as error:
+            logger.warning("redis: could not read the callers' change mark: {}", error)
+            return False
+        if mark != self._mark_seen:
+            self.forget_everyone()
+            self._mark_seen = mark
+        return True
+
     async def _tell_others(self, user_id: uuid.UUID) -> None:
         if self._signals is None:
             return
         try:
+            if self._redis is not None:
+                with redis_required("marking a change of a caller's credentials"):
+                    await self._redis.client.set(self._redis.key(CHANGE_MARK), uuid.uuid4().hex)
             await self._signals.publish(FORGET_CHANNEL, str(user_id))
         except ServiceUnavailable:
             # The change is committed; the other processes, cut off from the same Redis, do
