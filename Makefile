@@ -96,12 +96,16 @@ lock: install
 check-lock:
 	$(PYTHON) tools/dependency_lock.py check
 
-# What the test suite starts itself: PostgreSQL (as the postgres user), and Debian's Chromium for
-# the browser tests of /ui (Playwright drives it; it cannot download a browser of its own here).
-# docker-compose checks compose.yaml (`config` needs no container engine).
+# What the test suite starts itself: PostgreSQL (as the postgres user), Redis (on a free port, never
+# the machine's service), and Debian's Chromium for the browser tests of /ui (Playwright drives it;
+# it cannot download a browser of its own here). docker-compose checks compose.yaml (`config` needs
+# no container engine).
 system-deps:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi
+	@if ! command -v redis-server >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
 	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \

@@ -18,9 +18,10 @@ from loguru import logger
 from genai_service.app import create_app
 from genai_service.inference.registry import ModelRegistry
 from genai_service.runtime import runtime_of
-from genai_service.settings import Settings
+from genai_service.settings import RedisSettings, Settings
 from tests.fakes import FakeEmbeddingModel, ScriptedChatModel
 from tests.postgres_server import PostgresServer
+from tests.redis_server import RedisServer
 
 # The suite never reads a genai-service.toml lying in the working directory: an empty file instead.
 os.environ["GENAI_CONFIG"] = os.devnull
@@ -62,6 +63,31 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server of the suite's own (never the machine's service)."""
+    external = os.environ.get("GENAI_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def shared_state(request: pytest.FixtureRequest) -> RedisSettings:
+    """Where cross-request state lives: in the process, or in Redis (under a prefix of the
+    test's own, so tests never see each other's keys)."""
+    if request.param == "in-process":
+        return RedisSettings()
+    url: str = request.getfixturevalue("redis_url")
+    return RedisSettings(url=url, key_prefix=f"test-{uuid.uuid4().hex[:12]}:")
 
 
 PRODUCTION_SECRET = "tyFyVsf6oZ0Sq1f8q4ENIOgklfgZDr-liSlnA5Sr2KA"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,12 +37,20 @@ class LiveServer:
         env: dict[str, str] | None = None,
         *,
         module: Sequence[str] = ("genai_service", "serve"),
+        name: str = "server",
+        args: Sequence[str] = (),
+        ready: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
-        """`module`: what `python -m` runs (it takes `--port`); default `genai-service serve`."""
+        """`module`: what `python -m` runs (it takes `--port`); default `genai-service serve`.
+        `name`: of its log file in `data_dir` (processes may share one data dir); `args`: more
+        options (such as `--workers 2`); `ready`: when a `/readyz` answer means started
+        (default: a 200)."""
         self.module = list(module)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
+        self.log_path = data_dir / f"{name}.log"
+        self.args = list(args)
+        self.ready = ready or (lambda response: response.status_code == 200)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("GENAI_")},
@@ -54,7 +62,7 @@ class LiveServer:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", *self.module, "--port", str(self.port)],
+                [sys.executable, "-m", *self.module, "--port", str(self.port), *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -64,7 +72,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-4000:]}")
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                if self.ready(httpx.get(f"{self.base_url}/readyz", timeout=2)):
                     return
             except httpx.TransportError:
                 pass

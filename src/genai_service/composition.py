@@ -7,6 +7,10 @@ its mode, and get a typed `Runtime`.
 - `worker`: the database, the embedding model (a worker never needs the chat model), the vector
   store and an ingestion runner it drives itself.
 - `tool`: the database only, for the command line's one-off changes.
+
+With `GENAI_REDIS__URL`, a server keeps what its requests share with other processes' requests
+in Redis (generation events and cancel requests, login throttles, caller-cache invalidation);
+without it, in its own memory.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry
 
 from genai_service.auth.caller_cache import CallerCache
+from genai_service.auth.redis_throttle import redis_login_throttle
 from genai_service.auth.throttle import LoginThrottle
 from genai_service.conversations.replies import ConversationReplies
 from genai_service.documents.runner import IngestionRunner
@@ -26,7 +31,9 @@ from genai_service.documents.storage import DocumentStorage
 from genai_service.gateway.gateway import ModelGateway
 from genai_service.gateway.guards import Guard
 from genai_service.gateway.metrics import ModelCallMetrics
-from genai_service.generations.events import InMemoryEventLog
+from genai_service.generations.events import EventLog, InMemoryEventLog
+from genai_service.generations.orphans import STALE_GRACE
+from genai_service.generations.redis_events import RedisEventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.guards.budget import BudgetGuard
 from genai_service.guards.leases import ReservationLeases
@@ -36,6 +43,8 @@ from genai_service.guards.rate_limits.guard import RateLimitGuard
 from genai_service.guards.rate_limits.memory import InMemoryRateLimitStorage
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
+from genai_service.kit.redis_client import SharedRedis
+from genai_service.kit.redis_signals import RedisSignals
 from genai_service.migrations import upgrade_database
 from genai_service.retrieval.service import RetrievalService
 from genai_service.retrieval.vector_store import QdrantVectorStore
@@ -78,7 +87,28 @@ async def open_runtime(
         # The rate limits first: a refusal from memory costs less than a budget's reservation.
         guards: list[Guard] = [RateLimitGuard(limits, rate_limits), budget]
         gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))
-        events = InMemoryEventLog(settings.conversations.event_retention_seconds)
+        redis: SharedRedis | None = None
+        signals: RedisSignals | None = None
+        if mode == "server" and settings.redis.url is not None:
+            redis = SharedRedis.from_settings(settings.redis)
+            stack.push_async_callback(redis.close)
+            signals = RedisSignals(redis, ping_seconds=settings.redis.timeout)
+            stack.push_async_callback(signals.stop)
+        events = _event_log(settings, redis, signals)
+        caller_cache = CallerCache(
+            settings.auth.caller_cache_seconds,
+            signals=signals,
+            redis=redis,
+            on_forget=limits.forget,  # a user's role holds its default limits
+        )
+        login_throttle = (
+            LoginThrottle.in_memory(settings.auth)
+            if redis is None
+            else redis_login_throttle(settings.auth, redis)
+        )
+        if signals is not None:
+            # Every listener is registered by now: the event log's and the caller cache's.
+            await signals.start()
         storage = DocumentStorage(settings.documents_dir)
         store: QdrantVectorStore | None = None
         if mode != "tool":
@@ -126,17 +156,28 @@ async def open_runtime(
             rate_limits=rate_limits,
             budget=budget,
             events=events,
-            login_throttle=LoginThrottle.in_memory(settings.auth),
-            caller_cache=CallerCache(
-                settings.auth.caller_cache_seconds,
-                on_forget_user=lambda _user_id: limits.forget(),  # a role holds its defaults
-            ),
+            login_throttle=login_throttle,
+            caller_cache=caller_cache,
             storage=storage,
             vector_store=store,
             retriever=retriever,
             generations=generations,
             ingestion=ingestion,
+            redis=redis,
+            signals=signals,
         )
+
+
+def _event_log(
+    settings: Settings, redis: SharedRedis | None, signals: RedisSignals | None
+) -> EventLog:
+    retention = settings.conversations.event_retention_seconds
+    if redis is None or signals is None:
+        return InMemoryEventLog(retention)
+    longest_run = settings.conversations.generation_deadline_seconds + STALE_GRACE.total_seconds()
+    return RedisEventLog(
+        redis, signals, retention_seconds=retention, running_seconds=longest_run + retention
+    )
 
 
 async def _start_models(

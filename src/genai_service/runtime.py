@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from genai_service.guards.limits_cache import CachedLimits
     from genai_service.guards.rate_limits.storage import RateLimitStorage
     from genai_service.inference.registry import ModelRegistry
+    from genai_service.kit.redis_client import SharedRedis
+    from genai_service.kit.redis_signals import RedisSignals
     from genai_service.retrieval.service import RetrievalService
     from genai_service.retrieval.vector_store import QdrantVectorStore
 
@@ -68,6 +70,10 @@ class Runtime:
     """The server's; `None` in other modes."""
     ingestion: IngestionRunner | None
     """`None` when this process does not ingest (another runs `genai-service worker`)."""
+    redis: SharedRedis | None = None
+    """The Redis shared with the other server processes; `None`: everything is in-process."""
+    signals: RedisSignals | None = None
+    """Pub/sub between the server processes, with `redis`."""
 
 
 def runtime_of(app: Starlette) -> Runtime:

@@ -288,6 +288,20 @@ class RetrievalSettings(SettingsSection):
     """Cosine similarity below which a chunk is not returned."""
 
 
+class RedisSettings(SettingsSection):
+    """Redis, for the state several server processes share. Unset: everything stays in the
+    process (one server process)."""
+
+    url: str | None = None
+    """A Redis server, e.g. `redis://redis:6379/0` (`rediss://` for TLS). Set: generation events,
+    cancel requests, login throttles and caller-cache invalidation go through it, so every
+    process sees them; while it is unreachable what needs it answers `503`."""
+    key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "genai:"
+    """Put before every key and channel name, so several deployments can share one Redis."""
+    timeout: Annotated[float, Field(gt=0)] = 5.0
+    """Seconds one Redis command (or connecting) may take before the request needing it fails."""
+
+
 class Limits(SettingsSection):
     """What one caller may use; `None`: no limit."""
 
@@ -361,6 +375,7 @@ class Settings(BaseSettings):
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from genai_service.app import create_app
 from genai_service.auth.throttle import InMemoryFailureWindow
-from genai_service.settings import Settings
+from genai_service.settings import RedisSettings, Settings
 from tests.conftest import make_fake_models
 from tests.identity import (
     PASSWORD,
@@ -74,14 +74,15 @@ async def elsewhere(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, shared_state: RedisSettings) -> Settings:
+    """The windows in the process, and on Redis."""
     return settings_with_auth(
         tmp_path,
         database_url,
         login_failures_per_account_and_client=3,
         login_failures_per_client=5,
         login_failure_window_seconds=300,
-    )
+    ).model_copy(update={"redis": shared_state})
 
 
 async def test_repeated_failures_for_one_account_get_429(

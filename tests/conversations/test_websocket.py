@@ -1,10 +1,12 @@
-"""`WS /api/conversations/{id}/ws`: turns, cancel, bad frames and credentials over a WebSocket."""
+"""`WS /api/conversations/{id}/ws`: turns, cancel, bad frames and credentials over a WebSocket,
+with the generations' events in the process and on Redis."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,8 @@ from fastapi import FastAPI
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
+from genai_service.settings import RedisSettings, Settings
+from tests.conftest import make_settings
 from tests.conversations.support import (
     LONG_REPLY,
     SLOW_CHAT_MODEL,
@@ -24,6 +28,11 @@ from tests.conversations.support import (
 from tests.identity import Account, new_api_key
 
 RECEIVE_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, shared_state: RedisSettings) -> Settings:
+    return make_settings(tmp_path, database_url, redis=shared_state)
 
 
 @asynccontextmanager
@@ -203,3 +212,31 @@ async def test_a_closed_socket_does_not_stop_the_reply(
     assert generation["status"] == "completed"
     stored = (await messages_of(client, alice, conversation["id"]))[-1]
     assert (stored["status"], stored["content"]) == ("completed", LONG_REPLY)
+
+
+async def test_a_reply_started_over_http_is_replayed_over_the_socket_after_an_id(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, bob: Account
+) -> None:
+    conversation = await new_conversation(client, alice, title="Follow", model=SLOW_CHAT_MODEL)
+    started = await client.post(
+        f"/api/conversations/{conversation['id']}/messages",
+        json={"content": "long one", "stream": True},
+        headers=alice.headers,
+        timeout=30,
+    )
+    assert started.status_code == 200
+    generation_id = started.headers["X-Generation-ID"]
+    async with connect(app, conversation["id"], alice.access_token) as ws:
+        await ws.send_json({"type": "follow", "generation_id": generation_id, "after": 2})
+        frames = await receive_turn(ws)
+    assert [frame["id"] for frame in frames] == list(range(3, frames[-1]["id"] + 1))
+    assert frames[-1]["data"]["message"]["content"] == LONG_REPLY
+    other = await new_conversation(client, alice, title="Other")
+    async with connect(app, other["id"], alice.access_token) as ws:
+        await ws.send_json({"type": "follow", "generation_id": generation_id})
+        refused = await receive(ws)
+        assert (refused["type"], refused["data"]["status"]) == ("error", 404)
+    bobs = await new_conversation(client, bob, title="Bob's")
+    async with connect(app, bobs["id"], bob.access_token) as ws:
+        await ws.send_json({"type": "follow", "generation_id": generation_id})
+        assert (await receive(ws))["data"]["status"] == 404

@@ -50,7 +50,14 @@ def _genai_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_process_of_the_topology_is_a_service(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"web", "worker", "model-host", "postgres", "qdrant"}
+    assert set(compose["services"]) == {
+        "web",
+        "worker",
+        "model-host",
+        "postgres",
+        "redis",
+        "qdrant",
+    }
     assert set(_genai_services(compose)) == {"web", "worker", "model-host"}
 
 

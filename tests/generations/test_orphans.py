@@ -123,6 +123,35 @@ async def test_cancelling_an_orphan_before_the_sweep_stores_it_cancelled(
     assert (await ask(client, alice, conversation["id"], "again")).status_code == 201
 
 
+async def test_a_reader_of_a_cancelled_orphan_hears_it_once_it_is_stored(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    """The killed process left the generation's event log open (on Redis, any process's
+    readers follow it). Cancelling it ends that log with the stored reply, and only once the
+    reply is committed: a reader that reacts to the last event at once finds it stored."""
+    conversation = await new_conversation(client, alice, title="Crash")
+    minute = timedelta(minutes=1)
+    generation_id = await add_orphan(app, conversation["id"], alice, heartbeat_ago=minute)
+    events = runtime_of(app).events
+    await events.open(generation_id)
+
+    async def status_at_the_last_event() -> tuple[str, dict[str, object], GenerationStatus]:
+        async for event in await events.subscribe(generation_id):
+            if event.is_terminal:
+                return event.type, event.data, await status_of(app, generation_id)
+        raise AssertionError("the event log ended without a terminal event")
+
+    reader = asyncio.create_task(status_at_the_last_event())
+    cancelled = await client.post(f"/api/generations/{generation_id}/cancel", headers=alice.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    event_type, data, status = await asyncio.wait_for(reader, 10)
+    assert (event_type, status) == ("done", GenerationStatus.CANCELLED)
+    assert data["status"] == "cancelled"
+    message = data["message"]
+    assert isinstance(message, dict)
+    assert message["id"] == cancelled.json()["assistant_message_id"]
+
+
 def slow_model(app: FastAPI) -> ScriptedChatModel:
     model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
     assert isinstance(model, ScriptedChatModel)
@@ -143,8 +172,8 @@ async def test_a_live_writer_in_another_process_is_never_given_up(
 ) -> None:
     """Two processes beat every third of a second. One writes a 3 s reply (three liveness
     periods); the other gives up a dead process's generation meanwhile, but never the live one
-    — and cannot cancel it (its event log is not shared): 409 with `Retry-After`, the reply
-    untouched."""
+    — and, without Redis, cannot cancel it (its event log is not shared): 409 with
+    `Retry-After`, the reply untouched."""
     async for writer in started_app(quick(settings)):
         async with client_for(writer) as http:
             conversation = await new_conversation(http, alice, model=SLOW_CHAT_MODEL)
@@ -154,19 +183,59 @@ async def test_a_live_writer_in_another_process_is_never_given_up(
                 live_id = (await session.execute(select(Generation.id))).scalar_one()
             other = await new_conversation(client, alice, title="Dead")
             dead_id = await add_orphan(app, other["id"], alice, heartbeat_ago=timedelta(0))
-            async with client_for(sweeper) as elsewhere:
-                refused = await elsewhere.post(
-                    f"/api/generations/{live_id}/cancel", headers=alice.headers
-                )
-            assert refused.status_code == 409, refused.text
-            assert refused.json()["type"].endswith("generation-running-elsewhere")
-            assert refused.headers["Retry-After"] == "1"
+            if settings.redis.url is None:
+                async with client_for(sweeper) as elsewhere:
+                    refused = await elsewhere.post(
+                        f"/api/generations/{live_id}/cancel", headers=alice.headers
+                    )
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["type"].endswith("generation-running-elsewhere")
+                assert refused.headers["Retry-After"] == "1"
             response = await asyncio.wait_for(pending, 20)
     assert await status_of(app, dead_id) is GenerationStatus.FAILED
     assert response.status_code == 201, response.text
     reply = response.json()["assistant_message"]
     assert (reply["status"], reply["content"]) == ("completed", LONG_REPLY)
     assert await status_of(app, live_id) is GenerationStatus.COMPLETED
+
+
+async def test_a_cancel_on_another_process_stops_the_writer_at_once(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, alice: Account
+) -> None:
+    """With Redis, the process that takes the cancel is not the one writing: the writer stops
+    its model at once, stores the partial reply once, and the cancel answers with it."""
+    if settings.redis.url is None:
+        pytest.skip("without Redis a cancel reaches only this process's generations")
+    async for writer in started_app(second_process(settings)):
+        async with client_for(writer) as http:
+            conversation = await new_conversation(http, alice, model=SLOW_CHAT_MODEL)
+            pending = asyncio.create_task(ask(http, alice, conversation["id"], "long one"))
+            await wait_until(partial(replying, writer), within=10)
+            async with runtime_of(writer).sessionmaker() as session:
+                live_id = (await session.execute(select(Generation.id))).scalar_one()
+            asked = time.monotonic()
+            cancelled = await client.post(
+                f"/api/generations/{live_id}/cancel", headers=alice.headers
+            )
+            took = time.monotonic() - asked
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["status"] == "cancelled"
+            sent = slow_model(writer).chunks_sent
+            response = await asyncio.wait_for(pending, 10)
+            assert slow_model(writer).chunks_sent == sent
+    assert took < 2
+    assert response.status_code == 201, response.text
+    reply = response.json()["assistant_message"]
+    assert reply["status"] == "cancelled"
+    assert reply["id"] == cancelled.json()["assistant_message_id"]
+    assert reply["content"]
+    assert LONG_REPLY.startswith(reply["content"])
+    assert len(reply["content"]) < len(LONG_REPLY)
+    stored = await messages_of(client, alice, conversation["id"])
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "completed"),
+        ("assistant", "cancelled"),
+    ]
 
 
 async def test_a_generation_ended_elsewhere_stops_its_writer(

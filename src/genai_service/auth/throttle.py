@@ -3,10 +3,8 @@
 An attempt is counted *before* its password is verified, in the same step that checks the limit
 (`FailureWindow.hit`): argon2 takes about a tenth of a second, so a check before and a count
 after would let a burst of simultaneous guesses pass the check together. A successful attempt is
-taken back afterwards. A shared (Redis) implementation of `FailureWindow` plugs in unchanged:
-`hit` is one script (trim the window, count, add when under the limit), `forgive` a pop of the
-newest entry, `clear` a delete. The in-process one below counts per process, so with several
-workers each keeps its own tally.
+taken back afterwards. The in-process windows below count in one process; with Redis
+(`GENAI_REDIS__URL`) every process counts in the same windows (`auth.redis_throttle`).
 
 Which keys, and why (see docs/architecture.md, "Identity"):
 - account *and* client address: a guesser is stopped after a few attempts on an account, but the

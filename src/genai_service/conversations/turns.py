@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from genai_service.generations.runner import (
     CONVERSATION_DELETED,
     GenerationRunner,
 )
+from genai_service.generations.service import GenerationNotFound
 from genai_service.inference.base import ChatMessage, ChatModel, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.async_iterators import close_iterator
@@ -266,6 +268,19 @@ class TurnService:
             user_message=started.user_message,
             assistant_message=MessageRead.model_validate(message),
         )
+
+    async def follow(
+        self, caller: Caller, conversation_id: uuid.UUID, generation_id: uuid.UUID, *, after: int
+    ) -> AsyncIterator[GenerationEvent]:
+        """The events after `after` of a generation of this conversation, then live ones —
+        whichever process writes it, when the event log is shared; 410 once they expired."""
+        async with self.sessionmaker() as session:
+            generation = await GenerationRepository(session).get_for_owner(
+                generation_id, caller.user_id
+            )
+        if generation is None or generation.conversation_id != conversation_id:
+            raise GenerationNotFound("No such generation in this conversation.")
+        return await self.events.subscribe(generation_id, after=after)
 
     async def terminal_event(self, generation_id: uuid.UUID) -> GenerationEvent:
         events = await self.events.subscribe(generation_id)

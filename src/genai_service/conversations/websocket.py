@@ -1,7 +1,10 @@
 """`WS /api/conversations/{id}/ws`: chat turns over a WebSocket.
 
 The client sends `{"type": "message", "content": ...}` (plus optional `max_tokens`,
-`temperature`, `seed`, `documents`) or `{"type": "cancel"}`. The server sends the events of SSE
+`temperature`, `seed`, `documents`), `{"type": "follow", "generation_id": ..., "after": n}` (the
+events after `n` of a reply of this conversation being written — started over HTTP, or by an
+earlier socket, on any server process when they share Redis) or `{"type": "cancel"}` (of the
+reply this socket started or follows). The server sends the events of SSE
 as JSON frames: `{"type": "generation" | "delta" | "done" | "error", "id": n, "data": {...}}`.
 A frame the server cannot act on gets an `error` frame without an `id`; the socket stays open.
 A turn refused by the caller's rate limits gets one with `status` 429 and `retry_after` (seconds).
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
@@ -44,12 +48,19 @@ class MessageFrame(BaseModel):
     documents: DocumentsField = None
 
 
+class FollowFrame(BaseModel):
+    type: Literal["follow"]
+    generation_id: uuid.UUID
+    after: int = Field(default=0, ge=0)
+    """The id of the last event the client has (as SSE's `Last-Event-ID`)."""
+
+
 class CancelFrame(BaseModel):
     type: Literal["cancel"]
 
 
-Frame = TypeAdapter[MessageFrame | CancelFrame](
-    Annotated[MessageFrame | CancelFrame, Field(discriminator="type")]
+Frame = TypeAdapter[MessageFrame | FollowFrame | CancelFrame](
+    Annotated[MessageFrame | FollowFrame | CancelFrame, Field(discriminator="type")]
 )
 
 
@@ -112,6 +123,8 @@ class ConversationSocket:
         try:
             if isinstance(frame, CancelFrame):
                 await self._cancel()
+            elif isinstance(frame, FollowFrame):
+                await self._follow(frame)
             else:
                 await self._start(frame)
         except AppError as error:
@@ -127,7 +140,18 @@ class ConversationSocket:
         )
         started = await self.turns.start(self.caller, self.conversation_id, turn)
         events = await self.turns.events.subscribe(started.generation_id)
-        self._generation = started.generation_id
+        self._forward_from(started.generation_id, events)
+
+    async def _follow(self, frame: FollowFrame) -> None:
+        events = await self.turns.follow(
+            self.caller, self.conversation_id, frame.generation_id, after=frame.after
+        )
+        self._forward_from(frame.generation_id, events)
+
+    def _forward_from(
+        self, generation_id: uuid.UUID, events: AsyncIterator[GenerationEvent]
+    ) -> None:
+        self._generation = generation_id
         self._forwarding = asyncio.create_task(self._forward(events))
         self._forwarders.add(self._forwarding)
         self._forwarding.add_done_callback(self._forwarders.discard)
@@ -139,9 +163,14 @@ class ConversationSocket:
         await self.turns.events.request_cancel(self._generation)
 
     async def _forward(self, events: Any) -> None:
+        """Send the events; when they cannot be read on (Redis unreachable), an error frame
+        without an id says so, and the socket stays open to follow again after the last id."""
         try:
             async for event in events:
                 await self._send(event_frame(event))
+        except AppError as error:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self._send(problem_frame(error.status_code, error.title, error.detail))
         except (WebSocketDisconnect, RuntimeError) as error:
             logger.debug("stopped forwarding to a closed websocket: {}", error)
         finally:

@@ -17,10 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from genai_service.generations.events import EventLog
-from genai_service.generations.orphans import OrphanCutoff, give_up
-from genai_service.generations.replies import ReplySink
+from genai_service.generations.orphans import OrphanCutoff, announce_given_up, give_up
+from genai_service.generations.replies import ReplySink, StoredReply
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.db import utcnow
+from genai_service.kit.errors import AppError
 from genai_service.models.conversation import GenerationStatus
 
 
@@ -59,18 +60,21 @@ class Heartbeat:
         failed reply saying so; never one this process writes. Returns how many there were."""
         now = utcnow()
         cutoff = OrphanCutoff.at(now, self._liveness_seconds)
-        given_up = 0
+        status = GenerationStatus.FAILED
+        given_up: list[tuple[uuid.UUID, StoredReply]] = []
         async with self._sessionmaker.begin() as session:
             candidates = await GenerationRepository(session).abandoned(
                 cutoff.condition(), excluding=self._writing(), conversation_id=conversation_id
             )
             for generation in candidates:
-                status = GenerationStatus.FAILED
-                if await give_up(session, generation, status, now, cutoff, self._replies):
-                    given_up += 1
+                reply = await give_up(session, generation, status, now, cutoff, self._replies)
+                if reply is not None:
+                    given_up.append((generation.id, reply))
+        for generation_id, reply in given_up:
+            await announce_given_up(self._events, generation_id, status, reply)
         if given_up:
-            logger.warning("gave up {} generation(s) whose server stopped", given_up)
-        return given_up
+            logger.warning("gave up {} generation(s) whose server stopped", len(given_up))
+        return len(given_up)
 
     async def _beat(self) -> None:
         await self._sweep()
@@ -78,14 +82,14 @@ class Heartbeat:
             await asyncio.sleep(self._liveness_seconds / 3)
             try:
                 await self._renew()
-            except (SQLAlchemyError, OSError) as error:
+            except (SQLAlchemyError, OSError, AppError) as error:
                 logger.warning("could not renew the running generations' heartbeat: {}", error)
             await self._sweep()
 
     async def _sweep(self) -> None:
         try:
             await self.fail_stale()
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, OSError, AppError) as error:
             logger.warning("could not look for interrupted generations: {}", error)
 
     async def _renew(self) -> None:

@@ -10,14 +10,18 @@ writer from a live one in another process, so nothing else gives a generation up
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from loguru import logger
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genai_service.generations.events import EventLog, EventsExpired, EventType
 from genai_service.generations.replies import ReplySink, StoredReply
 from genai_service.generations.repository import GenerationRepository
+from genai_service.kit.errors import AppError
 from genai_service.models.conversation import Generation, GenerationStatus
 
 STALE_GRACE = timedelta(seconds=30)
@@ -42,6 +46,12 @@ class OrphanCutoff:
             Generation.deadline_at < self.deadline_before,
             Generation.heartbeat_at < self.silent_since,
         )
+
+    def orphans(self, generation: Generation) -> bool:
+        """Whether `generation`, as read, looks orphaned by this cutoff (`give_up` decides)."""
+        if generation.deadline_at < self.deadline_before:
+            return True
+        return generation.heartbeat_at is not None and generation.heartbeat_at < self.silent_since
 
     def seconds_until_orphaned(self, generation: Generation) -> int:
         """How much longer a generation that still looks alive must stay silent to be an orphan."""
@@ -72,3 +82,30 @@ async def give_up(
     reply = await replies.store_interrupted(session, generation, status)
     await generations.attach_reply(generation.id, reply.id)
     return reply
+
+
+GIVEN_UP_DETAIL = (
+    "The server process writing this reply stopped; the reply was stored as it was left."
+)
+
+
+async def announce_given_up(
+    events: EventLog, generation_id: uuid.UUID, status: GenerationStatus, reply: StoredReply
+) -> None:
+    """End the event log of a generation given up, so its readers (on any process, when the log
+    is shared) stop waiting. Nothing to do when the log went with its process."""
+    data = {
+        "generation_id": str(generation_id),
+        "status": status.value,
+        "message": reply.data,
+        "detail": GIVEN_UP_DETAIL,
+    }
+    event_type: EventType = "error" if status is GenerationStatus.FAILED else "done"
+    try:
+        await events.append(generation_id, event_type, data)
+    except (EventsExpired, RuntimeError):
+        logger.debug("generation {} has no open event log to end", generation_id)
+    except AppError as error:
+        logger.warning(
+            "the event log of generation {} could not be ended: {}", generation_id, error
+        )

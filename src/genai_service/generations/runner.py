@@ -117,10 +117,22 @@ class GenerationRunner:
         self, plan: GenerationPlan, first_event: dict[str, Any], call: AdmittedChatCall
     ) -> None:
         """Open the generation's event log with its `generation` event, then start it: `call`,
-        the model call admitted for it, is streamed or released by the runner from now on."""
+        the model call admitted for it, is streamed or released by the runner from now on. When
+        the log cannot be opened (Redis unreachable), the generation is stored as failed at once
+        and the error raised: nobody could follow or cancel it."""
         try:
             await self.events.open(plan.generation_id)
             await self.events.append(plan.generation_id, "generation", first_event)
+        except AppError as error:
+            await call.release()
+            failed = GenerationOutcome(
+                GenerationStatus.FAILED, "", error=f"{error.title}: {error.detail}"
+            )
+            try:
+                await self._store(plan, failed)
+            except SQLAlchemyError:
+                logger.exception("generation {} could not be stored", plan.generation_id)
+            raise
         except BaseException:
             await call.release()
             raise
@@ -209,9 +221,13 @@ class GenerationRunner:
             ending = _Ending(GenerationStatus.FAILED, None, "The reply could not be stored.")
         if outcome.error == STOPPED_BY_SHUTDOWN and ending.reason is None:
             ending = replace(ending, reason=SERVER_SHUTDOWN)
-        await self.events.append(
-            plan.generation_id, ending.event_type, ending.data(plan.generation_id)
-        )
+        try:
+            await self.events.append(
+                plan.generation_id, ending.event_type, ending.data(plan.generation_id)
+            )
+        except AppError as error:
+            # Its readers were told why they could read no further; the reply is stored.
+            logger.warning("generation {} ended unannounced: {}", plan.generation_id, error.detail)
         if ending.status is GenerationStatus.COMPLETED and ending.reply is not None:
             self._chore(self.replies.completed(plan, outcome.text))
 

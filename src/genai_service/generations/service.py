@@ -8,11 +8,11 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.generations.events import EventLog, EventsExpired, GenerationEvent
-from genai_service.generations.orphans import OrphanCutoff, give_up
+from genai_service.generations.orphans import OrphanCutoff, announce_given_up, give_up
 from genai_service.generations.replies import ReplySink
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.async_iterators import close_iterator
-from genai_service.kit.db import utcnow
+from genai_service.kit.db import await_after_commit, utcnow
 from genai_service.kit.errors import Conflict, NotFound
 from genai_service.models.conversation import Generation, GenerationStatus
 from genai_service.models.user import User
@@ -67,43 +67,66 @@ class GenerationService:
     async def cancel(self, owner: User, generation_id: uuid.UUID) -> Generation:
         """Stop a running generation and wait (briefly) until its partial reply is stored.
 
-        A generation the event log cannot reach (its process stopped, or it is another process
-        whose events this one does not share) is stored as cancelled at once when its writer is
-        gone; while its writer still shows life it is `409`.
+        A generation whose writer is gone (its process stopped) is stored as cancelled at once.
+        Otherwise the request goes through the event log to the writer, wherever it runs when
+        the log is shared (Redis); an in-process log reaches only this process's generations,
+        so a generation another live process writes is `409` then.
         """
         generation = await self.get(owner, generation_id)
         if generation.status is not GenerationStatus.RUNNING:
             raise GenerationNotRunning(f"The generation is already {generation.status.value}.")
+        now = utcnow()
+        cutoff = OrphanCutoff.at(now, self.liveness_seconds)
+        status = GenerationStatus.CANCELLED
+        # Written only when it looks orphaned: on SQLite, any write would hold the database
+        # until this request ends, and the writer could not store the reply meanwhile.
+        reply = None
+        if cutoff.orphans(generation):
+            reply = await give_up(self.session, generation, status, now, cutoff, self.replies)
+        if reply is not None:
+            logger.info("generation {} had no writer; stored as cancelled", generation.id)
+            stored = reply
+            await_after_commit(
+                self.session,
+                lambda: announce_given_up(self.events, generation.id, status, stored),
+            )
+            return await self.get(owner, generation.id)
         try:
-            events = await self.events.subscribe(generation.id)
+            events: AsyncIterator[GenerationEvent] | None = await self.events.subscribe(
+                generation.id
+            )
         except EventsExpired:
-            return await self._cancel_unreachable(owner, generation)
-        await self.events.request_cancel(generation.id)
+            events = None
+        try:
+            await self.events.request_cancel(generation.id)
+        except EventsExpired:
+            current = await self.get(owner, generation.id)
+            if current.status is not GenerationStatus.RUNNING:
+                return current
+            raise _running_elsewhere(current, cutoff) from None
+        if events is not None:
+            await self._until_ended(generation.id, events)
+        return await self.get(owner, generation_id)
+
+    async def _until_ended(
+        self, generation_id: uuid.UUID, events: AsyncIterator[GenerationEvent]
+    ) -> None:
         try:
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
                 async for event in events:
                     if event.is_terminal:
                         break
         except TimeoutError:
-            logger.warning("generation {} is slow to stop after a cancel", generation.id)
+            logger.warning("generation {} is slow to stop after a cancel", generation_id)
         finally:
             await close_iterator(events)
-        return await self.get(owner, generation_id)
 
-    async def _cancel_unreachable(self, owner: User, generation: Generation) -> Generation:
-        now = utcnow()
-        cutoff = OrphanCutoff.at(now, self.liveness_seconds)
-        status = GenerationStatus.CANCELLED
-        if await give_up(self.session, generation, status, now, cutoff, self.replies):
-            logger.info("generation {} had no writer; stored as cancelled", generation.id)
-            return await self.get(owner, generation.id)
-        current = await self.get(owner, generation.id)
-        if current.status is not GenerationStatus.RUNNING:
-            return current
-        wait = cutoff.seconds_until_orphaned(current)
-        raise GenerationRunningElsewhere(
-            "Another server process is writing this reply, and cancel requests reach only the "
-            "process that writes it. Cancel it through that process, or retry: if that process "
-            f"stopped, the generation can be cancelled in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+
+def _running_elsewhere(generation: Generation, cutoff: OrphanCutoff) -> GenerationRunningElsewhere:
+    wait = cutoff.seconds_until_orphaned(generation)
+    return GenerationRunningElsewhere(
+        "Another server process is writing this reply, and without a shared Redis cancel "
+        "requests reach only the process that writes it. Cancel it through that process, or "
+        f"retry: if that process stopped, the generation can be cancelled in {wait} s.",
+        headers={"Retry-After": str(wait)},
+    )

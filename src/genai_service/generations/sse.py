@@ -10,6 +10,8 @@ from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from genai_service.generations.events import GenerationEvent
 from genai_service.kit.async_iterators import close_iterator
+from genai_service.kit.errors import AppError
+from genai_service.kit.problems import PROBLEM_TYPE_PREFIX
 
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 GENERATION_ID_HEADER = "X-Generation-ID"
@@ -21,12 +23,25 @@ def encode_event(event: GenerationEvent) -> bytes:
     )
 
 
+def encode_problem(error: AppError) -> bytes:
+    """Why no further event can be read (Redis unreachable), as a last `error` event whose data
+    is a problem. It has no id, so a client resuming with `Last-Event-ID` loses nothing."""
+    problem = {
+        "type": PROBLEM_TYPE_PREFIX + error.slug,
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+    }
+    return format_sse_event(event="error", data_str=json.dumps(problem, separators=(",", ":")))
+
+
 async def sse_stream(
     events: AsyncIterator[GenerationEvent], *, heartbeat_seconds: float
 ) -> AsyncIterator[bytes]:
     """Each event with its `id:`; a comment line whenever no event came for `heartbeat_seconds`.
 
     Stopping the stream (the client went away) stops only the reading: the generation goes on.
+    A failure to read on ends the stream with `encode_problem`, never a cut connection.
     """
 
     async def next_event() -> GenerationEvent:
@@ -45,6 +60,9 @@ async def sse_stream(
             try:
                 event = finished.result()
             except StopAsyncIteration:
+                return
+            except AppError as error:
+                yield encode_problem(error)
                 return
             yield encode_event(event)
     finally:

@@ -46,11 +46,13 @@ async def healthz() -> Health:
     responses={503: {"description": "A dependency is not ready"}},
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
-    """Readiness: the database and the vector store answer, and every model registered at
-    start-up is loaded; never while the process drains before it stops."""
+    """Readiness: the database, the vector store and Redis (when configured) answer, and every
+    model registered at start-up is loaded; never while the process drains before it stops."""
     if runtime.generations is not None and not runtime.generations.accepting:
         raise ServerShuttingDown("not ready: shutting down", retry_after=5)
-    checks = await readiness_checks(runtime.engine, runtime.models, runtime.vector_store)
+    checks = await readiness_checks(
+        runtime.engine, runtime.models, runtime.vector_store, runtime.redis, runtime.signals
+    )
     failing = sorted(name for name, ok in checks.items() if not ok)
     if failing:
         error = ServiceUnavailable(f"not ready: {', '.join(failing)}", retry_after=5)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from loguru import logger
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -61,6 +63,9 @@ class TimestampMixin:
 
 
 _AFTER_COMMIT = "genai_service.after_commit"
+_AWAIT_AFTER_COMMIT = "genai_service.await_after_commit"
+_STARTED_AFTER_COMMIT = "genai_service.started_after_commit"
+_RUNNING_AFTER_COMMIT: set[asyncio.Task[None]] = set()
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
@@ -72,15 +77,42 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def await_after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Start `callback` once the session's current transaction has committed; never if it rolls
+    back. A request's session (`request_session`) waits for it before the response is sent, so
+    what it tells other processes is told before the client hears of the change."""
+    session.info.setdefault(_AWAIT_AFTER_COMMIT, []).append(callback)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     for callback in session.info.pop(_AFTER_COMMIT, ()):
         callback()
+    awaited = session.info.pop(_AWAIT_AFTER_COMMIT, ())
+    if awaited:
+        loop = asyncio.get_running_loop()
+        for start in awaited:
+            task = loop.create_task(_awaited(start))
+            _RUNNING_AFTER_COMMIT.add(task)
+            task.add_done_callback(_RUNNING_AFTER_COMMIT.discard)
+            session.info.setdefault(_STARTED_AFTER_COMMIT, []).append(task)
+
+
+async def _awaited(start: Callable[[], Awaitable[None]]) -> None:
+    await start()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_AWAIT_AFTER_COMMIT, None)
+
+
+async def _finish_after_commit(session: AsyncSession) -> None:
+    started: list[asyncio.Task[None]] = session.info.pop(_STARTED_AFTER_COMMIT, [])
+    for outcome in await asyncio.gather(*started, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            logger.opt(exception=outcome).error("an after-commit action failed")
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
@@ -131,3 +163,4 @@ async def request_session(
             raise
         else:
             await session.commit()
+            await _finish_after_commit(session)
