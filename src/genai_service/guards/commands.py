@@ -53,10 +53,14 @@ def _limit_option(help_text: str) -> Any:
     return typer.Option(help=f"{help_text}; `none`: no limit.", callback=_limit_value)
 
 
-def _subject(email: str | None, key: uuid.UUID | None) -> None:
-    if (email is None) == (key is None):
-        typer.echo("error: give either --email or --key", err=True)
-        raise typer.Exit(2)
+def _subject(email: str | None, key: uuid.UUID | None) -> str | uuid.UUID:
+    """The one of `--email` and `--key` given (exit 2 unless exactly one is)."""
+    if email is not None and key is None:
+        return email
+    if key is not None and email is None:
+        return key
+    typer.echo("error: give either --email or --key", err=True)
+    raise typer.Exit(2)
 
 
 async def _user_id(session: AsyncSession, email: str) -> uuid.UUID:
@@ -86,15 +90,14 @@ def _show(read: UserLimitsRead | KeyLimitsRead) -> None:
 @limits_app.command("show")
 def show(email: Email = None, key: KeyId = None) -> None:
     """A user's (or key's) own limits, the defaults under them, and the limits in force."""
-    _subject(email, key)
+    subject = _subject(email, key)
     settings = prepared_settings()
 
     async def read(session: AsyncSession) -> UserLimitsRead | KeyLimitsRead:
         service = LimitsService(session, settings.limits)
-        if key is not None:
-            return await service.of_key(None, key)
-        assert email is not None
-        return await service.of_user(await _user_id(session, email))
+        if isinstance(subject, uuid.UUID):
+            return await service.of_key(None, subject)
+        return await service.of_user(await _user_id(session, subject))
 
     _show(run_in_session(read, settings))
 
@@ -111,7 +114,7 @@ def set_limits(
 ) -> None:
     """Set a user's (or key's) own limits; the fields not given keep their value. A key's
     limits can only be tighter than its owner's."""
-    _subject(email, key)
+    subject = _subject(email, key)
     given = {
         name: value
         for name, value in {
@@ -134,12 +137,11 @@ def set_limits(
 
     async def update(session: AsyncSession) -> UserLimitsRead | KeyLimitsRead:
         service = LimitsService(session, settings.limits)
-        if key is not None:
-            current_key = await service.of_key(None, key)
+        if isinstance(subject, uuid.UUID):
+            current_key = await service.of_key(None, subject)
             limits = _changed(current_key.own or Limits(), changes)
-            return await service.set_for_key(None, key, limits)
-        assert email is not None
-        user_id = await _user_id(session, email)
+            return await service.set_for_key(None, subject, limits)
+        user_id = await _user_id(session, subject)
         current = await service.of_user(user_id)
         limits = _changed(current.own or current.role_defaults, changes)
         return await service.set_for_user(None, user_id, limits)
@@ -157,16 +159,15 @@ def _changed(limits: Limits, changes: dict[str, int | None]) -> Limits:
 @limits_app.command("clear")
 def clear(email: Email = None, key: KeyId = None) -> None:
     """Remove a user's (or key's) own limits: the role's defaults (the owner's) apply again."""
-    _subject(email, key)
+    subject = _subject(email, key)
     settings = prepared_settings()
 
     async def remove(session: AsyncSession) -> None:
         service = LimitsService(session, settings.limits)
-        if key is not None:
-            await service.clear_for_key(None, key)
+        if isinstance(subject, uuid.UUID):
+            await service.clear_for_key(None, subject)
             return
-        assert email is not None
-        await service.clear_for_user(None, await _user_id(session, email))
+        await service.clear_for_user(None, await _user_id(session, subject))
 
     run_in_session(remove, settings)
     typer.echo(f"cleared the limits of {email or f'API key {key}'}")
