@@ -15,7 +15,7 @@ from genai_service.gateway.guarded_embeddings import (
     GuardedEmbeddingModel,
     GuardedTokenIdEmbeddingModel,
 )
-from genai_service.gateway.guarded_models import GuardedChatModel, Guarding
+from genai_service.gateway.guarded_models import CallContext, GuardedChatModel, Guarding
 from genai_service.gateway.guards import Guard
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.inference.base import TokenIdEmbedder
@@ -50,14 +50,8 @@ class ModelGateway:
         """The chat model `name` (the default one when `None`) for `caller`'s calls; `headers`
         receives the guards' response headers when a call is admitted."""
         key = self.chat_name(name)
-        return GuardedChatModel(
-            self.models.chat(key),
-            name=key,
-            caller=caller,
-            purpose=purpose,
-            guarding=self.guarding,
-            headers=headers,
-        )
+        context = CallContext(caller, purpose, self.guarding, headers)
+        return GuardedChatModel(self.models.chat(key), name=key, context=context)
 
     def embedding(
         self,
@@ -69,16 +63,7 @@ class ModelGateway:
     ) -> GuardedEmbeddingModel:
         key = self.embedding_name(name)
         model = self.models.embedding(key)
+        context = CallContext(caller, purpose, self.guarding, headers)
         if isinstance(model, TokenIdEmbedder):
-            return GuardedTokenIdEmbeddingModel(
-                model,
-                model,
-                name=key,
-                caller=caller,
-                purpose=purpose,
-                guarding=self.guarding,
-                headers=headers,
-            )
-        return GuardedEmbeddingModel(
-            model, name=key, caller=caller, purpose=purpose, guarding=self.guarding, headers=headers
-        )
+            return GuardedTokenIdEmbeddingModel(model, model, name=key, context=context)
+        return GuardedEmbeddingModel(model, name=key, context=context)

@@ -5,10 +5,9 @@ chunks, `GuardedEmbeddingModel.reserved`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 
-from genai_service.gateway.caller import Caller, Purpose
-from genai_service.gateway.guarded_models import GuardedCall, Guarding
+from genai_service.gateway.guarded_models import CallContext, GuardedCall
 from genai_service.gateway.guards import CallStatus, ModelCall
 from genai_service.inference.base import EmbeddingModel, TokenIdEmbedder
 from genai_service.kit.errors import AppError
@@ -22,22 +21,10 @@ async def input_tokens(model: EmbeddingModel, texts: Sequence[str]) -> int:
 
 
 class GuardedEmbeddingModel:
-    def __init__(
-        self,
-        model: EmbeddingModel,
-        *,
-        name: str,
-        caller: Caller,
-        purpose: Purpose,
-        guarding: Guarding,
-        headers: MutableMapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, model: EmbeddingModel, *, name: str, context: CallContext) -> None:
         self._model = model
         self.name = name
-        self._caller = caller
-        self._purpose = purpose
-        self._guarding = guarding
-        self._headers = headers
+        self._context = context
 
     @property
     def dimension(self) -> int:
@@ -70,17 +57,8 @@ class GuardedEmbeddingModel:
         """One call admitted for `tokens` input tokens, drawn on by several `embed` calls:
         a document's chunks, reserved as a whole before any is embedded. Settled on exit with
         the tokens embedded (also when it failed or was cancelled part way)."""
-        guarded = GuardedCall(self._guarding, self._headers)
-        await guarded.admit(
-            ModelCall(
-                caller=self._caller,
-                purpose=self._purpose,
-                model=self.name,
-                kind="embedding",
-                prompt_tokens=tokens,
-                max_completion_tokens=0,
-            )
-        )
+        guarded = self._context.new_call()
+        await guarded.admit(self._context.model_call(self.name, "embedding", tokens))
         embeddings = ReservedEmbeddings(self._model, tokens)
         status: CallStatus = "cancelled"
         try:
@@ -94,15 +72,7 @@ class GuardedEmbeddingModel:
 
     def _guarded(self, tokens: int) -> _EmbeddingCall:
         return _EmbeddingCall(
-            GuardedCall(self._guarding, self._headers),
-            ModelCall(
-                caller=self._caller,
-                purpose=self._purpose,
-                model=self.name,
-                kind="embedding",
-                prompt_tokens=tokens,
-                max_completion_tokens=0,
-            ),
+            self._context.new_call(), self._context.model_call(self.name, "embedding", tokens)
         )
 
 
@@ -115,14 +85,9 @@ class GuardedTokenIdEmbeddingModel(GuardedEmbeddingModel):
         inner: EmbeddingModel,
         *,
         name: str,
-        caller: Caller,
-        purpose: Purpose,
-        guarding: Guarding,
-        headers: MutableMapping[str, str] | None = None,
+        context: CallContext,
     ) -> None:
-        super().__init__(
-            inner, name=name, caller=caller, purpose=purpose, guarding=guarding, headers=headers
-        )
+        super().__init__(inner, name=name, context=context)
         self._ids_model = model
 
     @property

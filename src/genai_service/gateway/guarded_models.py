@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from loguru import logger
 
 from genai_service.gateway.caller import Caller, Purpose
-from genai_service.gateway.guards import Admission, CallOutcome, CallStatus, Guard, ModelCall
+from genai_service.gateway.guards import (
+    Admission,
+    CallOutcome,
+    CallStatus,
+    Guard,
+    ModelCall,
+    ModelKind,
+)
 from genai_service.gateway.metrics import ModelCallMetrics
 from genai_service.inference.base import (
     ChatChunk,
@@ -42,6 +49,32 @@ class Guarding:
 
     guards: Sequence[Guard]
     metrics: ModelCallMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What the calls through one wrapped model share: who calls and why, the guards that admit
+    them, and where the guards' response headers go (`None`: nowhere)."""
+
+    caller: Caller
+    purpose: Purpose
+    guarding: Guarding
+    headers: MutableMapping[str, str] | None = None
+
+    def new_call(self) -> GuardedCall:
+        return GuardedCall(self.guarding, self.headers)
+
+    def model_call(
+        self, model: str, kind: ModelKind, prompt_tokens: int, max_completion_tokens: int = 0
+    ) -> ModelCall:
+        return ModelCall(
+            caller=self.caller,
+            purpose=self.purpose,
+            model=model,
+            kind=kind,
+            prompt_tokens=prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+        )
 
 
 class GuardedCall:
@@ -143,22 +176,10 @@ class AdmittedChatCall:
 
 
 class GuardedChatModel:
-    def __init__(
-        self,
-        model: ChatModel,
-        *,
-        name: str,
-        caller: Caller,
-        purpose: Purpose,
-        guarding: Guarding,
-        headers: MutableMapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, model: ChatModel, *, name: str, context: CallContext) -> None:
         self._model = model
         self.name = name
-        self._caller = caller
-        self._purpose = purpose
-        self._guarding = guarding
-        self._headers = headers
+        self._context = context
 
     @property
     def context_window(self) -> int:
@@ -197,16 +218,9 @@ class GuardedChatModel:
         """Admit a call of `request` now, to stream it later: for work that must know the call
         may run before it commits to anything (a turn stores its question only then). The call
         is settled when its stream ends, or by `release` when it is never streamed."""
-        guarded = GuardedCall(self._guarding, self._headers)
+        guarded = self._context.new_call()
         prompt_tokens = await self._model.count_prompt_tokens(request)
         await guarded.admit(
-            ModelCall(
-                caller=self._caller,
-                purpose=self._purpose,
-                model=self.name,
-                kind="chat",
-                prompt_tokens=prompt_tokens,
-                max_completion_tokens=request.sampling.max_tokens,
-            )
+            self._context.model_call(self.name, "chat", prompt_tokens, request.sampling.max_tokens)
         )
         return AdmittedChatCall(self._model, request, guarded, prompt_tokens)
