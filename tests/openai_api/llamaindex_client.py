@@ -1,7 +1,7 @@
 """LlamaIndex's `OpenAILike` against a live genai-service: run by its own interpreter.
 
 LlamaIndex pins `openai<3`, which the service itself does not, so it lives in a virtualenv of
-its own (`make install-dev` builds `.venv-llamaindex`) and reports back as one JSON line:
+its own (`make pytest` builds `.venv-llamaindex`) and reports back as one JSON line:
 `python llamaindex_client.py BASE_URL MODEL`.
 """
 

@@ -88,7 +88,9 @@ def test_langchain_bind_tools(llm: ChatOpenAI) -> None:
 
 
 def test_llamaindex_openai_like(server: LiveServer) -> None:
-    assert LLAMAINDEX_PYTHON.exists(), "run `make install-dev`: it builds .venv-llamaindex"
+    assert LLAMAINDEX_PYTHON.exists(), (
+        "run `make pytest` (or `make test`): it builds .venv-llamaindex"
+    )
     script = Path(__file__).with_name("llamaindex_client.py")
     result = subprocess.run(
         [str(LLAMAINDEX_PYTHON), str(script), server.base_url, DEFAULT_CHAT_MODEL],
