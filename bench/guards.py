@@ -2,7 +2,8 @@
 
 Two genai-service processes side by side, alike but for their guards: one with them and limits
 set for the caller so that every guard counts (requests and tokens per minute, calls in
-flight), one without any guard. Both send their model calls to the same fake OpenAI-compatible
+flight, tokens per day and month: a budget reservation and a usage-ledger row per call), one
+without any guard. Both send their model calls to the same fake OpenAI-compatible
 upstream (bench/fake_upstream.py, its own process) on loopback. Rounds alternate between the
 two, so a change in the machine's load falls on both: requests/s with 16 requests at once, and
 the median latency of requests sent one at a time.
@@ -36,6 +37,8 @@ GENEROUS_LIMITS = {
     "REQUESTS_PER_MINUTE": "1000000000",
     "TOKENS_PER_MINUTE": "1000000000000",
     "MAX_CONCURRENT": "100000",
+    "TOKENS_PER_DAY": "1000000000000",
+    "TOKENS_PER_MONTH": "1000000000000",
 }
 """Limits every call is counted against and none reaches."""
 
