@@ -302,19 +302,24 @@ class RedisSettings(SettingsSection):
     """Seconds one Redis command (or connecting) may take before the request needing it fails."""
 
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+"""The largest values the `limits` table's integer and big-integer columns hold."""
+
+
 class Limits(SettingsSection):
     """What one caller may use; `None`: no limit."""
 
-    tokens_per_day: Annotated[int, Field(ge=0)] | None = None
+    tokens_per_day: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     """Tokens per UTC day, all models: prompt and completion (embeddings: their input)."""
-    tokens_per_month: Annotated[int, Field(ge=0)] | None = None
+    tokens_per_month: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     """Tokens per UTC calendar month, counted as `tokens_per_day` is."""
-    requests_per_minute: Annotated[int, Field(ge=0)] | None = None
+    requests_per_minute: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
     """Model calls per minute, refilled continuously."""
-    tokens_per_minute: Annotated[int, Field(ge=0)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     """Tokens per minute; a call holds what it may use (its prompt and `max_tokens`) while it
     runs, and what it did not use comes back when it ends."""
-    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    max_concurrent: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
     """Model calls in flight at once."""
 
 
