@@ -73,12 +73,17 @@ async def streamed_turn(
     return events
 
 
-async def refuses_connections(base_url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-            await http.get("/healthz")
-    except httpx.ConnectError:
-        return True
+async def refuses_connections(base_url: str, within: float = 1.0) -> bool:
+    """Whether the server stops accepting connections within `within` seconds: uvicorn closes
+    its listening socket at its next tick (every 0.1 s) after the signal."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                await http.get("/healthz", headers={"Connection": "close"})
+            except httpx.ConnectError:
+                return True
+            await asyncio.sleep(0.02)
     return False
 
 
