@@ -25,6 +25,7 @@ from genai_service.app import create_app
 from genai_service.inference.base import ChatChunk, ChatRequest, ProviderError
 from genai_service.inference.registry import ModelRegistry
 from genai_service.runtime import runtime_of
+from genai_service.settings import Limits, LimitsSettings
 from tests.conftest import FAKE_CHAT_MODEL, FAKE_EMBEDDING_MODEL, make_settings
 from tests.conversations.support import serve
 from tests.fakes import FakeEmbeddingModel, ScriptedChatModel
@@ -98,11 +99,16 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
         live.stop()
 
 
+SCRIPTED_DAILY_BUDGET = 100_000
+
+
 @pytest.fixture(scope="module")
 async def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The app with the scripted model (it answers "You said: <question>") on a loopback port."""
+    """The app with the scripted model (it answers "You said: <question>") on a loopback port.
+    Users have a daily budget of `SCRIPTED_DAILY_BUDGET` tokens, which no test comes near."""
     data = Path(tmp_path_factory.mktemp("ui-scripted"))
-    settings = make_settings(data, f"sqlite+aiosqlite:///{data / 'ui.db'}")
+    limits = LimitsSettings(user=Limits(tokens_per_day=SCRIPTED_DAILY_BUDGET))
+    settings = make_settings(data, f"sqlite+aiosqlite:///{data / 'ui.db'}", limits=limits)
     models = ModelRegistry(
         chat={
             FAKE_CHAT_MODEL: ScriptedChatModel(chunk_delay=SCRIPTED_CHUNK_DELAY_S),

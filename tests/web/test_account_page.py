@@ -11,9 +11,10 @@ import httpx
 import pytest
 from playwright.async_api import Page, Request, expect
 
+from tests.conftest import FAKE_CHAT_MODEL
 from tests.live_server import LiveServer
-from tests.web.conftest import OpenPage
-from tests.web.ui import sign_in, sign_up
+from tests.web.conftest import SCRIPTED_DAILY_BUDGET, OpenPage
+from tests.web.ui import ask, sign_in, sign_up, wait_until_written
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -89,8 +90,9 @@ async def test_anonymous_mode_is_offered_when_the_server_allows_it(
     await page.get_by_role("link", name="Account").click()
     await expect(page.get_by_text("Sign in with an account to create API keys.")).to_be_visible()
     await expect(page.get_by_role("button", name="Create key")).to_be_hidden()
-    # No usage accounting on this server yet (GET /api/usage/me is 404): no usage section.
-    await expect(page.get_by_role("heading", name="Usage and limits")).to_be_hidden()
+    # The anonymous account's usage, shared by everyone without an account: no limit by default.
+    usage = page.locator("#usage")
+    await expect(usage).to_contain_text(re.compile(r"Today.*tokens used \(no limit\)"))
 
 
 async def test_an_api_key_is_shown_once_copied_and_revoked(
@@ -122,3 +124,22 @@ async def test_an_api_key_is_shown_once_copied_and_revoked(
 
         await expect(keys.get_by_role("listitem")).to_have_count(0)
         assert (await client.get("/v1/models")).status_code == 401
+
+
+async def test_usage_shows_the_days_budget_and_the_calls_per_model(
+    open_page: OpenPage, scripted_server: str
+) -> None:
+    page = await open_page(scripted_server)
+    await sign_up(page)
+    reply = await ask(page, "how many tokens is this")
+    assert await wait_until_written(reply) == "completed"
+    await page.get_by_role("link", name="Account").click()
+    await expect(page.get_by_role("heading", name="Usage and limits")).to_be_visible()
+    usage = page.locator("#usage")
+    limit = f"{SCRIPTED_DAILY_BUDGET:,}"
+    today = re.compile(rf"Today[1-9][\d,]* tokens? of {limit} tokens used, [\d,]+ tokens? left")
+    month = re.compile(r"This month[1-9][\d,]* tokens? used \(no limit\)")
+    await expect(usage).to_contain_text(today)
+    await expect(usage).to_contain_text(month)
+    # The turn, and its generated title when that has ended too.
+    await expect(usage).to_contain_text(re.compile(rf"{FAKE_CHAT_MODEL}(1 call|2 calls), "))

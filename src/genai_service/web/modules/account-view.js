@@ -118,8 +118,9 @@ export class AccountView {
   }
 
   /**
-   * Usage and limits, once the server reports them (`GET /api/usage/me`); a server without usage
-   * accounting answers 404 and the section stays hidden.
+   * Usage and limits (`GET /api/usage/me`): today's and this month's tokens against the budget,
+   * and the calls per model. A server without usage accounting answers 404: the section stays
+   * hidden.
    */
   async #loadUsage() {
     const section = byId("usage-section");
@@ -130,11 +131,22 @@ export class AccountView {
       show(section, false);
       return;
     }
-    const entries = Object.entries(usage ?? {}).filter(([, value]) => value === null || typeof value !== "object");
-    byId("usage").replaceChildren(
-      ...entries.flatMap(([name, value]) => [h("dt", {}, name.replaceAll("_", " ")), h("dd", {}, value ?? "no limit")]),
-    );
-    show(section, entries.length > 0);
+    const budget = (label, period) => [
+      h("dt", {}, label),
+      h(
+        "dd",
+        {},
+        period.limit === null
+          ? `${tokens(period.used)} used (no limit)`
+          : `${tokens(period.used)} of ${tokens(period.limit)} used, ${tokens(period.remaining)} left`,
+      ),
+    ];
+    const perModel = usage.models.flatMap((model) => [
+      h("dt", {}, model.model),
+      h("dd", {}, `${calls(model.month.calls)}, ${tokens(model.month.total_tokens)} this month`),
+    ]);
+    byId("usage").replaceChildren(...budget("Today", usage.day), ...budget("This month", usage.month), ...perModel);
+    show(section, true);
   }
 
   async #offerDocs() {
@@ -152,4 +164,12 @@ export class AccountView {
     show(byId("new-key"), false);
     show(byId("usage-section"), false);
   }
+}
+
+function tokens(count) {
+  return `${count.toLocaleString("en")} ${count === 1 ? "token" : "tokens"}`;
+}
+
+function calls(count) {
+  return `${count.toLocaleString("en")} ${count === 1 ? "call" : "calls"}`;
 }
