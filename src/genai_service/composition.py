@@ -77,7 +77,10 @@ async def open_runtime(
             StoredLimits(sessionmaker, settings.limits), settings.limits.cache_seconds
         )
         budget = BudgetGuard(
-            sessionmaker, limits, lease_seconds=settings.limits.reservation_lease_seconds
+            sessionmaker,
+            limits,
+            lease_seconds=settings.limits.reservation_lease_seconds,
+            one_writer=engine.dialect.name == "sqlite",
         )
         if mode != "tool":
             # Before the runners: their calls settle while they close, then the leases stop.

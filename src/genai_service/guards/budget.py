@@ -17,6 +17,8 @@ and only that one writes the counters and the ledger row, so nothing is counted 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -36,7 +38,7 @@ from genai_service.guards.budget_repository import (
     CounterKey,
     counter_keys,
 )
-from genai_service.guards.errors import BudgetExceeded, BudgetShortfall
+from genai_service.guards.errors import BudgetExceeded, BudgetShortfall, BudgetUnavailable
 from genai_service.guards.limits import LimitsInForce, LimitsSource
 from genai_service.guards.periods import Periods
 from genai_service.guards.usage_repository import UsageRepository
@@ -172,7 +174,15 @@ class BudgetGuard:
         *,
         lease_seconds: float,
         holder: str | None = None,
+        one_writer: bool = False,
     ) -> None:
+        """`one_writer`: the database runs one write transaction at a time (SQLite). This
+        process's budget transactions then wait for each other here, first come first served,
+        instead of in the database's busy wait, which is unfair and under load outlasts its
+        timeout ("database is locked")."""
+        self._writes: contextlib.AbstractAsyncContextManager[object] = (
+            asyncio.Lock() if one_writer else contextlib.nullcontext()
+        )
         self.sessionmaker = sessionmaker
         self.limits = limits
         self.lease = timedelta(seconds=lease_seconds)
@@ -201,12 +211,19 @@ class BudgetGuard:
             expires_at=now + self.lease,
             created_at=now,
         )
-        async with self.sessionmaker.begin() as session:
-            budgets = BudgetRepository(session)
-            refused = await budgets.reserve(checks, reservation)
-            if refused is not None:  # raising rolls back what the other counters took
-                shortfall = await self._shortfall(budgets, refused, checks, call, periods)
-                raise _refusal(call, shortfall, now)
+        try:
+            async with self._writes, self.sessionmaker.begin() as session:
+                budgets = BudgetRepository(session)
+                refused = await budgets.reserve(checks, reservation)
+                if refused is not None:  # raising rolls back what the other counters took
+                    shortfall = await self._shortfall(budgets, refused, checks, call, periods)
+                    raise _refusal(call, shortfall, now)
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("budget of model call {} not reserved: {}", reservation.id, error)
+            raise BudgetUnavailable(
+                "The budget could not be checked just now; send the request again.",
+                retry_after=1,
+            ) from error
         return BudgetAdmission(self, Held.of(reservation))
 
     async def _shortfall(
@@ -252,7 +269,7 @@ class BudgetGuard:
         """One transaction: remove the reservation, release and charge its counters, write the
         ledger row. `False` when the reservation was gone (settled or swept already)."""
         charged = record.prompt_tokens + record.completion_tokens
-        async with self.sessionmaker.begin() as session:
+        async with self._writes, self.sessionmaker.begin() as session:
             released = await BudgetRepository(session).release(
                 held.id,
                 held.counters,
@@ -274,7 +291,7 @@ class BudgetGuard:
 
     async def renew(self) -> int:
         """Extend this process's reservations by a lease, in one statement."""
-        async with self.sessionmaker.begin() as session:
+        async with self._writes, self.sessionmaker.begin() as session:
             return await BudgetRepository(session).renew(self.holder, utcnow() + self.lease)
 
     async def sweep(self) -> int:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from genai_service.kit.errors import AppError, BadRequest
+from genai_service.kit.errors import AppError, BadRequest, ServiceUnavailable
 from genai_service.models.usage import BudgetPeriod, BudgetSubject
 
 
@@ -76,3 +76,10 @@ class BudgetExceeded(AppError):
 class KeyLimitAboveOwner(BadRequest):
     title = "Key limit above its owner's"
     slug = "key-limit-above-owner"
+
+
+class BudgetUnavailable(ServiceUnavailable):
+    """The budgets could not be read or reserved (the database refused or timed out): the call
+    is not run, and may be sent again."""
+
+    slug = "budget-unavailable"
