@@ -75,9 +75,12 @@ class Held:
     model: str
     purpose: str
     started_at: datetime
+    reserved: bool = True
+    """Whether a reservation row holds the call's tokens; a call no budget limits is not
+    reserved, only charged when it ends."""
 
     @classmethod
-    def of(cls, row: BudgetReservation) -> Held:
+    def of(cls, row: BudgetReservation, *, reserved: bool = True) -> Held:
         return cls(
             id=row.id,
             user_id=row.user_id,
@@ -89,6 +92,7 @@ class Held:
             model=row.model,
             purpose=row.purpose,
             started_at=row.created_at,
+            reserved=reserved,
         )
 
     @property
@@ -192,7 +196,9 @@ class BudgetGuard:
 
     async def admit(self, call: ModelCall) -> BudgetAdmission:
         """Reserve `call.most_tokens` on every counter of the caller, or raise `BudgetExceeded`
-        for the first limited counter it does not fit in (holding nothing)."""
+        for the first limited counter it does not fit in (holding nothing). A caller no budget
+        limits reserves nothing: its call is only charged when it ends (so the in-flight calls
+        of a process that is killed are not in its ledger)."""
         in_force = await self.limits.limits_for(call.caller)
         now = utcnow()
         periods = Periods.at(now)
@@ -211,6 +217,9 @@ class BudgetGuard:
             expires_at=now + self.lease,
             created_at=now,
         )
+        if all(check.limit is None for check in checks):
+            # Nothing to overshoot: the call is charged when it ends, in one transaction.
+            return BudgetAdmission(self, Held.of(reservation, reserved=False))
         try:
             async with self._writes, self.sessionmaker.begin() as session:
                 budgets = BudgetRepository(session)
@@ -269,6 +278,11 @@ class BudgetGuard:
         """One transaction: remove the reservation, release and charge its counters, write the
         ledger row. `False` when the reservation was gone (settled or swept already)."""
         charged = record.prompt_tokens + record.completion_tokens
+        if not held.reserved:
+            async with self._writes, self.sessionmaker.begin() as session:
+                await BudgetRepository(session).charge(held.counters, charged)
+                await UsageRepository(session).record(record)
+            return True
         async with self._writes, self.sessionmaker.begin() as session:
             released = await BudgetRepository(session).release(
                 held.id,

@@ -110,6 +110,14 @@ class BudgetRepository:
         insert = insert_with_conflicts(self.session, BudgetCounter)
         await self.session.execute(insert.values(rows).on_conflict_do_nothing())
 
+    async def charge(self, keys: Sequence[CounterKey], tokens: int) -> None:
+        """Add `tokens` used to the counters of a call that reserved nothing."""
+        await self._create([CounterCheck(key, None) for key in keys])
+        for key in keys:
+            await self.session.execute(
+                update(BudgetCounter).where(_is(key)).values(used=BudgetCounter.used + tokens)
+            )
+
     async def release(
         self,
         reservation_id: uuid.UUID,
