@@ -74,14 +74,15 @@ async def streamed_turn(
 
 
 async def refuses_connections(base_url: str, within: float = 1.0) -> bool:
-    """Whether the server stops accepting connections within `within` seconds: uvicorn closes
-    its listening socket at its next tick (every 0.1 s) after the signal."""
+    """Whether the server stops serving new connections within `within` seconds: uvicorn
+    closes its listening socket at its next tick (every 0.1 s) after the signal. A connection
+    the kernel took meanwhile is closed unanswered (a read error): not served either."""
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
         while time.monotonic() < deadline:
             try:
                 await http.get("/healthz", headers={"Connection": "close"})
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
                 return True
             await asyncio.sleep(0.02)
     return False
