@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.composition import open_runtime
 from genai_service.configuration.commands import load_settings
+from genai_service.kit.db import request_session
 from genai_service.kit.errors import AppError
 from genai_service.kit.logging import configure_logging
+from genai_service.runtime import Runtime
 from genai_service.settings import Settings
 
 T = TypeVar("T")
@@ -34,14 +36,26 @@ def run_in_session(
 ) -> T:
     """Run `work` in one committed session, migrating first as the server would; an `AppError`
     ends the command with its detail and exit status 1."""
+
+    async def in_session(session: AsyncSession, _: Runtime) -> T:
+        return await work(session)
+
+    return run_in_runtime(in_session, settings)
+
+
+def run_in_runtime(
+    work: Callable[[AsyncSession, Runtime], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """`run_in_session` for work that also needs the runtime's parts (its caches, which tell
+    the servers sharing Redis of a change once it is committed)."""
     settings = settings or prepared_settings()
 
     async def run() -> T:
         async with (
             open_runtime(settings, mode="tool") as runtime,
-            runtime.sessionmaker.begin() as session,
+            request_session(runtime.sessionmaker) as session,
         ):
-            return await work(session)
+            return await work(session, runtime)
 
     try:
         return asyncio.run(run())

@@ -9,8 +9,9 @@ its mode, and get a typed `Runtime`.
 - `tool`: the database only, for the command line's one-off changes.
 
 With `GENAI_REDIS__URL`, a server keeps what its requests share with other processes' requests
-in Redis (generation events and cancel requests, login throttles, caller-cache invalidation);
-without it, in its own memory.
+in Redis (generation events and cancel requests, login throttles, rate-limit counters, and the
+invalidation of the caller and limits caches); without it, in its own memory. A tool reaches
+Redis only to tell the servers of the limits it changed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from genai_service.guards.limits import StoredLimits
 from genai_service.guards.limits_cache import CachedLimits
 from genai_service.guards.rate_limits.guard import RateLimitGuard
 from genai_service.guards.rate_limits.memory import InMemoryRateLimitStorage
+from genai_service.guards.rate_limits.redis import RedisRateLimitStorage
+from genai_service.guards.rate_limits.slot_leases import SlotLeases
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.redis_client import SharedRedis
@@ -72,9 +75,20 @@ async def open_runtime(
         sessionmaker = create_sessionmaker(engine)
         models = models or ModelRegistry.from_settings(settings.inference)
         stack.push_async_callback(models.close)
-        rate_limits = InMemoryRateLimitStorage()
+        redis: SharedRedis | None = None
+        signals: RedisSignals | None = None
+        if mode != "worker" and settings.redis.url is not None:
+            # A tool only tells the servers of its changes: its signals are never started.
+            redis = SharedRedis.from_settings(settings.redis)
+            stack.push_async_callback(redis.close)
+            signals = RedisSignals(redis, ping_seconds=settings.redis.timeout)
+            stack.push_async_callback(signals.stop)
+        rate_limits = InMemoryRateLimitStorage() if redis is None else RedisRateLimitStorage(redis)
         limits = CachedLimits(
-            StoredLimits(sessionmaker, settings.limits), settings.limits.cache_seconds
+            StoredLimits(sessionmaker, settings.limits),
+            settings.limits.cache_seconds,
+            redis=redis,
+            signals=signals,
         )
         budget = BudgetGuard(
             sessionmaker,
@@ -82,21 +96,20 @@ async def open_runtime(
             lease_seconds=settings.limits.reservation_lease_seconds,
             one_writer=engine.dialect.name == "sqlite",
         )
+        rate_limit_guard = RateLimitGuard(
+            limits, rate_limits, lease_seconds=settings.limits.reservation_lease_seconds
+        )
         if mode != "tool":
             # Before the runners: their calls settle while they close, then the leases stop.
             leases = ReservationLeases(budget)
             leases.start()
             stack.push_async_callback(leases.stop)
-        # The rate limits first: a refusal from memory costs less than a budget's reservation.
-        guards: list[Guard] = [RateLimitGuard(limits, rate_limits), budget]
+            slot_leases = SlotLeases(rate_limit_guard)
+            slot_leases.start()
+            stack.push_async_callback(slot_leases.stop)
+        # The rate limits first: a refusal costs less than a budget's reservation.
+        guards: list[Guard] = [rate_limit_guard, budget]
         gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))
-        redis: SharedRedis | None = None
-        signals: RedisSignals | None = None
-        if mode == "server" and settings.redis.url is not None:
-            redis = SharedRedis.from_settings(settings.redis)
-            stack.push_async_callback(redis.close)
-            signals = RedisSignals(redis, ping_seconds=settings.redis.timeout)
-            stack.push_async_callback(signals.stop)
         events = _event_log(settings, redis, signals)
         caller_cache = CallerCache(
             settings.auth.caller_cache_seconds,
@@ -109,8 +122,9 @@ async def open_runtime(
             if redis is None
             else redis_login_throttle(settings.auth, redis)
         )
-        if signals is not None:
-            # Every listener is registered by now: the event log's and the caller cache's.
+        if signals is not None and mode == "server":
+            # Every listener is registered by now: the event log's, the caller cache's and the
+            # limits cache's.
             await signals.start()
         storage = DocumentStorage(settings.documents_dir)
         store: QdrantVectorStore | None = None

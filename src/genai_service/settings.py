@@ -294,8 +294,9 @@ class RedisSettings(SettingsSection):
 
     url: str | None = None
     """A Redis server, e.g. `redis://redis:6379/0` (`rediss://` for TLS). Set: generation events,
-    cancel requests, login throttles and caller-cache invalidation go through it, so every
-    process sees them; while it is unreachable what needs it answers `503`."""
+    cancel requests, login throttles, rate-limit counters and the invalidation of the caller and
+    limits caches go through it, so every process sees them; while it is unreachable what needs
+    it answers `503`."""
     key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "genai:"
     """Put before every key and channel name, so several deployments can share one Redis."""
     timeout: Annotated[float, Field(gt=0)] = 5.0
@@ -334,11 +335,13 @@ class LimitsSettings(SettingsSection):
     """Defaults for admins."""
     cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long a process trusts the limits it read for a caller, so model calls do not wait
-    for the database. Changes made through this process apply at once; ones made by another
-    process (another web worker, the CLI) within this time. 0: read them at every call."""
+    for the database. Changes made through this process apply at once, and with Redis on every
+    process; without Redis, ones made by another process (another web worker, the CLI) within
+    this time. 0: read them at every call."""
     reservation_lease_seconds: Annotated[float, Field(gt=0)] = 60.0
-    """A model call's budget reservation lives this long unless its process renews it (a third
-    of this apart); one whose process stopped is then charged in full, as interrupted."""
+    """A model call's budget reservation, and its slot of `max_concurrent`, live this long
+    unless its process renews them (a third of this apart); a reservation whose process stopped
+    is then charged in full, as interrupted, and its slot comes back."""
 
 
 class Settings(BaseSettings):

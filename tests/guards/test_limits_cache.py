@@ -61,18 +61,19 @@ async def test_limits_are_read_again_after_their_time_or_a_change_made_here(
 
 async def test_a_read_overtaken_by_a_change_is_not_remembered(app: FastAPI, alice: Account) -> None:
     stored = StoredLimits(runtime_of(app).sessionmaker, LimitsSettings())
-    proceed = asyncio.Event()
+    read, proceed = asyncio.Event(), asyncio.Event()
 
     class Slow:
         async def limits_for(self, caller: Caller) -> LimitsInForce:
             limits = await stored.limits_for(caller)
+            read.set()
             await proceed.wait()
             return limits
 
     cache = CachedLimits(Slow(), 60.0)
     caller = Caller(uuid.UUID(alice.id))
     early = asyncio.create_task(cache.limits_for(caller))
-    await asyncio.sleep(0)
+    await read.wait()  # the database was read before the change
     await write_limits(app, alice.id, cache, max_concurrent=2)
     proceed.set()
     assert (await early).user.max_concurrent is None

@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genai_service.command_session import fail_validation, prepared_settings, run_in_session
+from genai_service.command_session import (
+    fail_validation,
+    prepared_settings,
+    run_in_runtime,
+    run_in_session,
+)
 from genai_service.guards.limits import LIMIT_FIELDS
 from genai_service.guards.limits_service import LimitsService
 from genai_service.guards.periods import Periods
@@ -26,6 +31,7 @@ from genai_service.guards.usage_repository import Grouping, UsageFilter
 from genai_service.guards.usage_service import UsageService
 from genai_service.kit.db import utcnow
 from genai_service.kit.pagination import PageParams
+from genai_service.runtime import Runtime
 from genai_service.settings import Limits
 from genai_service.users.service import UserService
 
@@ -135,8 +141,8 @@ def set_limits(
     }
     settings = prepared_settings()
 
-    async def update(session: AsyncSession) -> UserLimitsRead | KeyLimitsRead:
-        service = LimitsService(session, settings.limits)
+    async def update(session: AsyncSession, runtime: Runtime) -> UserLimitsRead | KeyLimitsRead:
+        service = LimitsService(session, settings.limits, cache=runtime.limits)
         if isinstance(subject, uuid.UUID):
             current_key = await service.of_key(None, subject)
             limits = _changed(current_key.own or Limits(), changes)
@@ -146,7 +152,7 @@ def set_limits(
         limits = _changed(current.own or current.role_defaults, changes)
         return await service.set_for_user(None, user_id, limits)
 
-    _show(run_in_session(update, settings))
+    _show(run_in_runtime(update, settings))
 
 
 def _changed(limits: Limits, changes: dict[str, int | None]) -> Limits:
@@ -162,14 +168,14 @@ def clear(email: Email = None, key: KeyId = None) -> None:
     subject = _subject(email, key)
     settings = prepared_settings()
 
-    async def remove(session: AsyncSession) -> None:
-        service = LimitsService(session, settings.limits)
+    async def remove(session: AsyncSession, runtime: Runtime) -> None:
+        service = LimitsService(session, settings.limits, cache=runtime.limits)
         if isinstance(subject, uuid.UUID):
             await service.clear_for_key(None, subject)
             return
         await service.clear_for_user(None, await _user_id(session, subject))
 
-    run_in_session(remove, settings)
+    run_in_runtime(remove, settings)
     typer.echo(f"cleared the limits of {email or f'API key {key}'}")
 
 

@@ -14,7 +14,7 @@ from genai_service.runtime import RuntimeDep, SessionDep, SettingsDep
 async def get_limits_service(
     session: SessionDep, settings: SettingsDep, runtime: RuntimeDep
 ) -> LimitsService:
-    return LimitsService(session, settings.limits, on_change=runtime.limits.forget)
+    return LimitsService(session, settings.limits, cache=runtime.limits)
 
 
 async def get_usage_service(session: SessionDep, settings: SettingsDep) -> UsageService:

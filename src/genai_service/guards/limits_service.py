@@ -10,7 +10,7 @@ key is held to both.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,11 +21,13 @@ from genai_service.guards.errors import KeyLimitAboveOwner
 from genai_service.guards.limits import LIMIT_FIELDS, LimitsInForce, limits_of, role_defaults
 from genai_service.guards.repository import LimitsRepository
 from genai_service.guards.schemas import KeyLimitsRead, UserLimitsRead
-from genai_service.kit.db import after_commit
 from genai_service.kit.errors import NotFound
 from genai_service.models.api_key import ApiKey
 from genai_service.models.user import User
 from genai_service.settings import Limits, LimitsSettings
+
+if TYPE_CHECKING:
+    from genai_service.guards.limits_cache import CachedLimits
 
 
 class LimitsService:
@@ -34,13 +36,13 @@ class LimitsService:
         session: AsyncSession,
         settings: LimitsSettings,
         *,
-        on_change: Callable[[], None] | None = None,
+        cache: CachedLimits | None = None,
     ) -> None:
-        """`on_change`: called once a change of limits is committed (the serving process's
-        cache of the limits in force forgets them)."""
+        """`cache`: the limits in force as the guards read them, forgotten (in every process
+        sharing Redis) once a change of limits is committed."""
         self.settings = settings
         self._session = session
-        self._on_change = on_change
+        self._cache = cache
         self.limits = LimitsRepository(session)
         self.users = UserRepository(session)
         self.keys = ApiKeyRepository(session)
@@ -76,8 +78,8 @@ class LimitsService:
             logger.info("{} cleared the limits of user {}", _who(admin), user.id)
 
     def _changed(self) -> None:
-        if self._on_change is not None:
-            after_commit(self._session, self._on_change)
+        if self._cache is not None:
+            self._cache.forget_on_commit(self._session)
 
     async def _user(self, user_id: uuid.UUID) -> User:
         user = await self.users.get(user_id)

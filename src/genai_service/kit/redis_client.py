@@ -28,16 +28,19 @@ class RedisUnavailable(ServiceUnavailable):
 
 
 @contextlib.contextmanager
-def redis_required(action: str) -> Iterator[None]:
-    """Turn a failure to reach Redis while doing `action` into a `503` problem. A refused
-    command (a script error, a wrong type) is a bug, not an outage, and is raised as it is."""
+def redis_required(
+    action: str, *, unavailable: type[RedisUnavailable] = RedisUnavailable
+) -> Iterator[None]:
+    """Turn a failure to reach Redis while doing `action` into a `503` problem (`unavailable`:
+    one naming what stopped). A refused command (a script error, a wrong type) is a bug, not an
+    outage, and is raised as it is."""
     try:
         yield
     except ResponseError:
         raise
     except (RedisError, OSError) as error:
         logger.warning("redis: {} failed: {}", action, type(error).__name__)
-        raise RedisUnavailable(
+        raise unavailable(
             f"Redis, which this server shares with its other processes, did not answer while "
             f"{action}; retry shortly.",
             retry_after=RETRY_AFTER_SECONDS,

@@ -5,18 +5,23 @@ from typing import Annotated
 from fastapi import Depends
 
 from genai_service.auth.dependencies import CallerCacheDep, LoginThrottleDep
-from genai_service.runtime import SessionDep, SettingsDep
+from genai_service.runtime import RuntimeDep, SessionDep, SettingsDep
 from genai_service.users.service import UserService
 
 
 async def get_user_service(
-    session: SessionDep, settings: SettingsDep, throttle: LoginThrottleDep, callers: CallerCacheDep
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+    callers: CallerCacheDep,
+    runtime: RuntimeDep,
 ) -> UserService:
     return UserService(
         session,
         throttle=throttle,
         registration_open=settings.auth.registration_enabled,
         callers=callers,
+        limits=runtime.limits,
     )
 
 

@@ -21,6 +21,7 @@ from genai_service.users.schemas import UserAdminUpdate, UserCreate, UserUpdateM
 
 if TYPE_CHECKING:
     from genai_service.auth.caller_cache import CallerCache
+    from genai_service.guards.limits_cache import CachedLimits
 
 
 class EmailTaken(Conflict):
@@ -35,14 +36,18 @@ class UserService:
         throttle: LoginThrottle | None = None,
         registration_open: bool = True,
         callers: CallerCache | None = None,
+        limits: CachedLimits | None = None,
     ) -> None:
-        """`callers`: the serving process's cache of checked callers, told of changed users."""
+        """`callers`: the serving process's cache of checked callers, told of changed users;
+        `limits`: its cache of the limits in force, told of changed roles (whose defaults
+        apply), in every process sharing Redis."""
         self.session = session
         self.users = UserRepository(session)
         self.refresh_tokens = RefreshTokenRepository(session)
         self.throttle = throttle
         self.registration_open = registration_open
         self.callers = callers
+        self.limits = limits
 
     async def register(self, data: UserCreate) -> User:
         """Self-service sign-up (when registration is open): always an ordinary user."""
@@ -107,6 +112,8 @@ class UserService:
         if user.is_anonymous and data.role is Role.ADMIN:
             raise Conflict("The anonymous user cannot be an admin.")
         if data.role is not None:
+            if data.role is not user.role and self.limits is not None:
+                self.limits.forget_on_commit(self.session)
             user.role = data.role
         if data.is_active is not None:
             user.is_active = data.is_active

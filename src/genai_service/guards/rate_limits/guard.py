@@ -6,7 +6,9 @@ a burst of simultaneous calls cannot slip through together. Tokens per minute co
 may use at most (its prompt and `max_tokens`) while it runs; when it ends, the tokens it did not
 use are given back, so the limit measures use rather than the reservations clients ask for,
 and still cannot be overshot by calls in flight. Its slot of `max_concurrent` is freed when it
-ends, whichever way (the gateway settles every admitted call in a `finally`).
+ends, whichever way (the gateway settles every admitted call in a `finally`); while it runs,
+its process renews the slot's lease (`slot_leases`), so a slot outlives its process by at most
+a lease.
 
 Generated titles and document ingestion are not limited here: a title follows a turn that was
 admitted, and ingestion is paced by its own runner; both still count against token budgets.
@@ -15,14 +17,20 @@ admitted, and ingestion is paced by its own runner; both still count against tok
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from loguru import logger
 
 from genai_service.gateway.caller import Purpose
 from genai_service.gateway.guards import Admission, CallOutcome, ModelCall
 from genai_service.guards.limits import LimitsInForce, LimitsSource
-from genai_service.guards.rate_limits.errors import RateLimited, TokenRateLimited
+from genai_service.guards.rate_limits.errors import (
+    RateLimited,
+    RateLimitsUnavailable,
+    TokenRateLimited,
+)
 from genai_service.guards.rate_limits.headers import duration, retry_headers, window_headers
 from genai_service.guards.rate_limits.storage import (
     Pool,
@@ -34,9 +42,9 @@ from genai_service.guards.rate_limits.storage import (
 from genai_service.settings import Limits
 
 PERIOD_SECONDS = 60.0
-SLOT_LEASE_SECONDS = 3600.0
-"""How long a slot of `max_concurrent` is held at most: in a shared store, the slot of a call
-whose process died comes back after this long."""
+SLOT_LEASE_SECONDS = 60.0
+"""How long a slot of `max_concurrent` is held unless renewed: in a shared store, the slot of a
+call whose process died comes back after this long."""
 CONCURRENCY_RETRY_SECONDS = 1.0
 """The `Retry-After` of a refusal for calls in flight: a slot comes back when a call ends."""
 UNLIMITED_PURPOSES: frozenset[Purpose] = frozenset({"title", "ingestion"})
@@ -124,7 +132,7 @@ class CallHolds:
 
 @dataclass(slots=True)
 class RateLimitAdmission:
-    storage: RateLimitStorage
+    guard: RateLimitGuard
     hold: str
     holds: CallHolds
     most_tokens: int
@@ -137,8 +145,7 @@ class RateLimitAdmission:
             for counted in self.holds.windows
             if counted.kind == "tokens" and unused
         ]
-        pools = [slots.pool for slots in self.holds.pools]
-        await self.storage.release(self.hold, pools, returns)
+        await self.guard.release(self.hold, self.holds, returns)
 
 
 class _Unheld:
@@ -154,9 +161,19 @@ UNHELD = _Unheld()
 
 
 class RateLimitGuard:
-    def __init__(self, limits: LimitsSource, storage: RateLimitStorage) -> None:
+    def __init__(
+        self,
+        limits: LimitsSource,
+        storage: RateLimitStorage,
+        *,
+        lease_seconds: float = SLOT_LEASE_SECONDS,
+    ) -> None:
+        """`lease_seconds`: how long a slot is held unless `renew` extends it."""
         self.limits = limits
         self.storage = storage
+        self.lease_seconds = lease_seconds
+        self._held: dict[str, tuple[Pool, ...]] = {}
+        """The holds of this process's calls in flight that take slots, and their pools."""
 
     async def admit(self, call: ModelCall) -> Admission:
         if call.purpose in UNLIMITED_PURPOSES:
@@ -172,12 +189,32 @@ class RateLimitGuard:
             hold,
             [counted.window for counted in holds.windows],
             [slots.pool for slots in holds.pools],
-            lease_seconds=SLOT_LEASE_SECONDS,
+            lease_seconds=self.lease_seconds,
         )
         headers = holds.headers(verdict)
         if not verdict.admitted:
             raise _refusal(holds, verdict, headers)
-        return RateLimitAdmission(self.storage, hold, holds, call.most_tokens, headers)
+        if holds.pools:
+            self._held[hold] = tuple(slots.pool for slots in holds.pools)
+        return RateLimitAdmission(self, hold, holds, call.most_tokens, headers)
+
+    async def release(self, hold: str, holds: CallHolds, returns: Sequence[Return]) -> None:
+        self._held.pop(hold, None)
+        pools = [slots.pool for slots in holds.pools]
+        if not pools and not returns:
+            return
+        try:
+            await self.storage.release(hold, pools, returns)
+        except RateLimitsUnavailable:
+            logger.warning(
+                "rate limits: a call's slots come back when their lease ends, and its unused "
+                "tokens with the window (the shared counters did not answer)"
+            )
+
+    async def renew(self) -> None:
+        """Extend the leases of this process's calls in flight."""
+        if self._held:
+            await self.storage.renew(list(self._held.items()), lease_seconds=self.lease_seconds)
 
 
 def _refusal(holds: CallHolds, verdict: Verdict, headers: dict[str, str]) -> RateLimited:

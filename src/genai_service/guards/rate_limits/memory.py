@@ -85,6 +85,16 @@ class InMemoryRateLimitStorage:
             else:
                 self._full_at.pop(key, None)
 
+    async def renew(
+        self, holds: Sequence[tuple[str, Sequence[Pool]]], *, lease_seconds: float
+    ) -> None:
+        now = self._clock()
+        for hold, pools in holds:
+            for pool in pools:
+                live = self._live(pool.key, now)
+                if hold in live:
+                    live[hold] = now + lease_seconds
+
     def in_flight(self, key: str) -> int:
         """The live holds of the pool `key`."""
         return len(self._live(key, self._clock()))

@@ -1,4 +1,4 @@
-"""Where rate-limit counters live: a protocol of two atomic operations, so that a store shared
+"""Where rate-limit counters live: a protocol of atomic operations, so that a store shared
 by several processes (Redis) is a drop-in for the in-process one.
 
 Two kinds of counter:
@@ -13,9 +13,11 @@ Two kinds of counter:
 `acquire` checks every window and pool a call is held to — its user's and its key's, requests,
 tokens and slots — and counts the call in all of them or in none: a call refused by its key's
 tokens has taken nothing from its owner's requests. `release` gives back the pools' slots and
-the tokens a call held but did not use. With Redis, each is one Lua script over the keys it
-names, timed by the server's `TIME` (windows: a string holding the full-again time, expiring
-then; pools: a sorted set of hold ids scored by their lease's end).
+the tokens a call held but did not use. `renew` extends the leases of the holds a live process
+still has, so only a process that stopped loses its slots to their lease. With Redis, each is
+one Lua script over the keys it names, timed by the server's `TIME` (windows: a string holding
+the full-again time, expiring then; pools: a sorted set of hold ids scored by their lease's
+end).
 """
 
 from __future__ import annotations
@@ -95,4 +97,11 @@ class RateLimitStorage(Protocol):
 
     async def release(self, hold: str, pools: Sequence[Pool], returns: Sequence[Return]) -> None:
         """Free the slots of `hold` and give back `returns`: once per admitted hold."""
+        ...
+
+    async def renew(
+        self, holds: Sequence[tuple[str, Sequence[Pool]]], *, lease_seconds: float
+    ) -> None:
+        """Extend to `lease_seconds` from now the lease of each hold in its pools; a hold
+        already released or expired is not brought back."""
         ...

@@ -1,0 +1,39 @@
+"""The leases of `max_concurrent` slots: while a process lives it renews the slots of its calls
+in flight, a third of a lease apart, so a call may run longer than a lease and a slot of a
+process that stopped comes back after one lease at most (in a store the processes share)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from loguru import logger
+
+from genai_service.guards.rate_limits.errors import RateLimitsUnavailable
+from genai_service.guards.rate_limits.guard import RateLimitGuard
+
+
+class SlotLeases:
+    def __init__(self, guard: RateLimitGuard) -> None:
+        self._guard = guard
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep(), name="rate-limit-slot-leases")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep(self) -> None:
+        interval = self._guard.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._guard.renew()
+            except RateLimitsUnavailable:
+                logger.warning("rate limits: could not renew the slots of calls in flight")
