@@ -16,7 +16,9 @@ process): nothing measured here touches vectors. The caller is an API key with n
    is printed). Rounds alternate between the two servers, so a change in the machine's load
    falls on both; each figure is the median over the rounds. Also printed per arm: the CPU
    milliseconds per request of the server's processes, PostgreSQL, Redis, and the load client
-   with the upstream.
+   with the upstream; the cores the server kept busy, and the cores everything else on the
+   machine did (other users' work, the idle servers of this run) — on a shared machine the
+   ratio only means something next to the last figure.
 2. **Streaming, Redis against in-process:** a streamed conversation turn (the reply's events go
    through the generation event log: Redis Streams, or the process's memory), one at a time,
    on the one-worker servers: the time to its first event (`generation`) and to its first
@@ -265,9 +267,20 @@ def _connections_per_worker(service: Service) -> list[int]:
     return sorted(counts, reverse=True)
 
 
+def _busy_seconds() -> float:
+    """CPU time the whole machine (every core, every process) has spent busy so far."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+OURS = ("server", "postgres", "redis", "client_and_upstream")
+
+
 def _cpu(backing: Backing, service: Service) -> dict[str, float]:
     assert backing.redis.process is not None
     return {
+        "machine": _busy_seconds(),
         "server": tree_cpu_seconds(service.pid),
         "postgres": tree_cpu_seconds(_postmaster_pid(backing.postgres)),
         "redis": tree_cpu_seconds(backing.redis.process.pid),
@@ -291,10 +304,13 @@ async def _throughput(backing: Backing, one: Service, two: Service) -> Figures:
                     before = _cpu(backing, service)
                     _, wall = await run_at(_chat(client), REQUESTS, CONCURRENCY)
                     after = _cpu(backing, service)
+                    spent = {part: after[part] - before[part] for part in after}
                     figures.add(f"rps_{workers}", REQUESTS / wall)
-                    for part, seconds in after.items():
-                        ms = (seconds - before[part]) * 1000 / REQUESTS
-                        figures.add(f"cpu_{part}_{workers}", ms)
+                    for part in OURS:
+                        figures.add(f"cpu_{part}_{workers}", spent[part] * 1000 / REQUESTS)
+                    figures.add(f"server_cores_{workers}", spent["server"] / wall)
+                    others = spent["machine"] - sum(spent[part] for part in OURS)
+                    figures.add(f"other_cores_{workers}", max(others, 0.0) / wall)
     return figures
 
 
@@ -359,9 +375,11 @@ def _print_throughput(figures: Figures) -> None:
     print(f"two_workers_requests_per_s_c{CONCURRENCY} {two:.1f}")
     print(f"scale_2_over_1_workers_requests_per_s {two / one:.2f}")
     for workers, name in (("1", "one_worker"), ("2", "two_workers")):
-        for part in ("server", "postgres", "redis", "client_and_upstream"):
+        for part in OURS:
             ms = figures.median(f"cpu_{part}_{workers}")
             print(f"{name}_{part}_cpu_ms_per_request {ms:.2f}")
+        print(f"{name}_server_cores_busy {figures.median(f'server_cores_{workers}'):.2f}")
+        print(f"{name}_other_processes_cores_busy {figures.median(f'other_cores_{workers}'):.2f}")
 
 
 def _print_streaming(figures: Figures) -> None:
