@@ -9,7 +9,8 @@ server, all calling the same fast fake upstream (bench/fake_upstream.py) on loop
 - **in-process** — `genai-service serve`, one worker, `GENAI_REDIS__URL` unset.
 
 Every server reaches Qdrant at a URL nobody answers (an embedded Qdrant folder belongs to one
-process): nothing measured here touches vectors. The caller is an API key with no limits.
+process): nothing measured here touches vectors. The caller is one API key with no limits
+(every call still updates its usage counters: with one caller, the same rows every time).
 
 1. **Requests/s, one worker against two:** non-streamed `/v1/chat/completions`, 16 at once over
    16 keep-alive connections (which the two workers share out as they accept them; the split
@@ -28,8 +29,10 @@ process): nothing measured here touches vectors. The caller is an API key with n
 
 Cores, on a 2-core machine: the servers (every worker), PostgreSQL and Redis may run on both
 cores; the load client (this process) and the fake upstream are pinned to core 0, so in both
-arms the servers share core 0 with them and have core 1 to themselves. One worker is one event
-loop, about one core at most; two workers can use core 1 and what core 0 has left.
+arms the servers share core 0 with them and core 1 only with each other. One worker is one
+event loop, about one core at most; two workers can use core 1 and what core 0 has left.
+
+About 4,000 requests in all, two to three minutes on a quiet 2-core machine.
 Run: `python -m bench.scale_out`.
 """
 
@@ -74,13 +77,13 @@ SERVER_CORES = {0, 1}
 CLIENT_CORES = {0}
 """The load client and the fake upstream share core 0; the servers may use both."""
 CONCURRENCY = 16
-REQUESTS = 1_000
-WARMUP_REQUESTS = 300
-ROUNDS = 4
+REQUESTS = 500
+WARMUP_REQUESTS = 150
+ROUNDS = 3
 TURNS = 40
 """Streamed turns per server and round."""
 WARMUP_TURNS = 10
-STREAM_ROUNDS = 4
+STREAM_ROUNDS = 3
 WORKERS_STARTED_TIMEOUT_S = 120
 PASSWORD = "bench-scale-out-Passphrase-1"  # noqa: S105 - a throwaway account in a temporary database
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
