@@ -174,7 +174,7 @@ screenshots: install-dev system-deps
 
 # One after another: each compares two things in one run and prints one figure per line.
 BENCHMARKS := event_loop throughput structured_output prefix_reuse memory web_tier guards embeddings \
-	ingestion search
+	ingestion search scale_out
 bench: install-dev
 	@for name in $(BENCHMARKS); do echo "# bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 

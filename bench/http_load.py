@@ -1,15 +1,17 @@
-"""Shared pieces of the HTTP benchmarks: servers on loopback ports and latency percentiles."""
+"""Shared pieces of the HTTP benchmarks: servers on loopback ports, closed-loop load, latency
+percentiles and the CPU time processes spent."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,64 @@ def percentile(values: Sequence[float], q: float) -> float:
     if len(ordered) == 1:  # the naive app can block every probe but one
         return ordered[0]
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every living process descended from it (such as a server's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, pending = [], [pid]
+    while pending:
+        tree.append(current := pending.pop())
+        pending += children.get(current, [])
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and its living descendants so far (`cpu_seconds` of each)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += cpu_seconds(member)
+    return total
+
+
+Send = Callable[[], Awaitable[float]]
+
+
+async def run_at(send: Send, requests: int, concurrency: int) -> tuple[list[float], float]:
+    """Each request's figure (seconds), `concurrency` at a time, and the wall time of all."""
+    figures: list[float] = []
+    left = requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            figures.append(await send())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return figures, time.perf_counter() - started
+
+
+class Figures(dict[str, list[float]]):
+    def add(self, name: str, value: float) -> None:
+        self.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self[name])
 
 
 @contextmanager

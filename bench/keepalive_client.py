@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -27,11 +27,12 @@ class ConnectionClosed(ConnectionError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Response:
+class Response:
     status: int
     body: bytes
-    first_seen_s: float | None
-    """Seconds from sending the request to the first body piece holding the awaited bytes."""
+    seen_s: list[float | None]
+    """Per awaited byte string: seconds from sending the request to the first body piece that
+    held it (`None`: never)."""
 
 
 class _Connection:
@@ -39,8 +40,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
 
-    async def exchange(self, head: bytes, body: bytes, until: bytes | None) -> _Response:
-        """Send one request; read its reply. `until`: note when the body first holds it."""
+    async def exchange(self, head: bytes, body: bytes, marks: Sequence[bytes]) -> Response:
+        """Send one request; read its reply, noting when its body first holds each of `marks`."""
         started = time.perf_counter()
         self.writer.write(head + body)
         status_line = await self.reader.readline()
@@ -58,19 +59,24 @@ class _Connection:
                 length = int(value.strip())
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+        seen: list[float | None] = [None] * len(marks)
+
+        def note(piece: bytes) -> None:
+            for index, mark in enumerate(marks):
+                if seen[index] is None and mark in piece:
+                    seen[index] = time.perf_counter() - started
+
         if not chunked:
             content = await self.reader.readexactly(length)
-            seen = until is None or until in content
-            return _Response(status, content, time.perf_counter() - started if seen else None)
+            note(content)
+            return Response(status, content, seen)
         pieces: list[bytes] = []
-        first_seen: float | None = None
         while size := int((await self.reader.readline()).split(b";")[0], 16):
             pieces.append(await self.reader.readexactly(size))
             await self.reader.readexactly(2)
-            if first_seen is None and until is not None and until in pieces[-1]:
-                first_seen = time.perf_counter() - started
+            note(pieces[-1])
         await self.reader.readline()  # the empty trailer
-        return _Response(status, b"".join(pieces), first_seen)
+        return Response(status, b"".join(pieces), seen)
 
     def close(self) -> None:
         self.writer.close()
@@ -80,20 +86,32 @@ class KeepAliveClient:
     """Up to `connections` keep-alive connections to one server; requests wait for a free one."""
 
     def __init__(
-        self, base_url: str, connections: int, headers: Mapping[str, str] | None = None
+        self,
+        base_url: str,
+        connections: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        probe: str | None = None,
     ) -> None:
+        """`probe`: a path to GET on each connection as it opens, before the next one opens. The
+        worker processes of a server sharing one listening socket then take the connections
+        one by one as each is free, instead of the first to wake taking every connection
+        waiting in the queue."""
         parts = urlsplit(base_url)
         self._headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._host_header = parts.netloc
         self._connections = connections
+        self._probe = probe
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         self._all: list[_Connection] = []
 
     async def __aenter__(self) -> KeepAliveClient:
         for _ in range(self._connections):
             self._idle.put_nowait(await self._connect())
+            if self._probe is not None:
+                await self.request("GET", self._probe)
         return self
 
     async def _connect(self) -> _Connection:
@@ -117,32 +135,59 @@ class KeepAliveClient:
             connection.close()
 
     async def post_json(self, path: str, payload: object) -> Any:
-        """POST `payload` as JSON; the decoded JSON reply. Anything but 200 raises."""
-        return json.loads((await self._post(path, payload, until=None)).body)
+        """POST `payload` as JSON; the decoded JSON reply. Anything but a 2xx raises."""
+        return json.loads((await self.request("POST", path, payload)).body)
 
     async def post_stream(self, path: str, payload: object, until: bytes) -> float:
         """POST `payload` as JSON and read the streamed reply to its end; the seconds until its
-        body first held `until`. Anything but 200, or a reply without it, raises."""
-        response = await self._post(path, payload, until=until)
-        if response.first_seen_s is None:
-            raise HttpStatusError(f"POST {path}: no {until!r} in {response.body[:200]!r}")
-        return response.first_seen_s
+        body first held `until`. Anything but a 2xx, or a reply without it, raises."""
+        seen, _ = await self.stream("POST", path, payload, marks=(until,))
+        return seen[0]
 
-    async def _post(self, path: str, payload: object, until: bytes | None) -> _Response:
-        body = json.dumps(payload).encode()
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        payload: object = None,
+        *,
+        marks: Sequence[bytes],
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[list[float], bytes]:
+        """Send a request (`payload`, if not `None`, as JSON) and read the reply to its end; the
+        seconds until its body first held each of `marks`, and the body. Anything but a 2xx, or
+        a reply missing one of `marks`, raises."""
+        response = await self.request(method, path, payload, marks=marks, headers=headers)
+        seen = [s for s in response.seen_s if s is not None]
+        if len(seen) != len(marks):
+            raise HttpStatusError(f"{method} {path}: not all of {marks} in {response.body[:300]!r}")
+        return seen, response.body
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        payload: object = None,
+        *,
+        marks: Sequence[bytes] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """One request on a free connection. Anything but a 2xx raises."""
+        body = b"" if payload is None else json.dumps(payload).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        content = "" if payload is None else "Content-Type: application/json\r\n"
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._headers}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._headers}{extra}"
+            f"{content}Content-Length: {len(body)}\r\n\r\n"
         ).encode("ascii")
         connection = await self._idle.get()
         try:
             try:
-                response = await connection.exchange(head, body, until)
+                response = await connection.exchange(head, body, marks)
             except ConnectionClosed:
                 connection = await self._reconnect(connection)
-                response = await connection.exchange(head, body, until)
+                response = await connection.exchange(head, body, marks)
         finally:
             self._idle.put_nowait(connection)
-        if response.status != 200:
-            raise HttpStatusError(f"POST {path}: {response.status} {response.body[:200]!r}")
+        if not 200 <= response.status < 300:
+            raise HttpStatusError(f"{method} {path}: {response.status} {response.body[:200]!r}")
         return response

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.fake_upstream import MODEL, REPLY_PIECES
-from bench.http_load import load_average, percentile, process
+from bench.http_load import Figures, Send, cpu_seconds, load_average, percentile, process, run_at
 from bench.keepalive_client import KeepAliveClient
 from tests.live_server import free_port
 
@@ -46,12 +45,6 @@ PASSWORD = "bench-web-tier-Passphrase-1"  # noqa: S105 - a throwaway account in 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 STREAM = {**CHAT, "stream": True}
 FIRST_CONTENT = REPLY_PIECES[0].strip().encode()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -103,25 +96,6 @@ def _service(upstream: str) -> Iterator[tuple[str, str, int]]:
             yield base_url, key, pid
 
 
-Send = Callable[[], Awaitable[float]]
-
-
-async def _run(send: Send, requests: int, concurrency: int) -> tuple[list[float], float]:
-    """Each request's figure (seconds), `concurrency` at a time, and the wall time of all."""
-    figures: list[float] = []
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            figures.append(await send())
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return figures, time.perf_counter() - started
-
-
 def _latency(client: KeepAliveClient) -> Send:
     async def send() -> float:
         started = time.perf_counter()
@@ -140,14 +114,6 @@ def _first_chunk(client: KeepAliveClient) -> Send:
     return send
 
 
-class Figures(dict[str, list[float]]):
-    def add(self, name: str, value: float) -> None:
-        self.setdefault(name, []).append(value)
-
-    def median(self, name: str) -> float:
-        return statistics.median(self[name])
-
-
 async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Figures:
     figures = Figures()
     auth = {"Authorization": f"Bearer {key}"}
@@ -157,15 +123,15 @@ async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Fi
         KeepAliveClient(service, connections=largest, headers=auth) as through,
     ):
         for client in (straight, through):
-            await _run(_latency(client), WARMUP_REQUESTS, 8)
-            await _run(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
+            await run_at(_latency(client), WARMUP_REQUESTS, 8)
+            await run_at(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
         for _ in range(ROUNDS):
             for concurrency in CONCURRENCIES:
                 requests = REQUESTS[concurrency]
                 for name, client in (("straight", straight), ("through", through)):
-                    cpu_before = _cpu_seconds(server_pid)
-                    latencies, wall = await _run(_latency(client), requests, concurrency)
-                    cpu = _cpu_seconds(server_pid) - cpu_before
+                    cpu_before = cpu_seconds(server_pid)
+                    latencies, wall = await run_at(_latency(client), requests, concurrency)
+                    cpu = cpu_seconds(server_pid) - cpu_before
                     tag = f"{name}_c{concurrency}"
                     figures.add(f"{tag}_rps", requests / wall)
                     figures.add(f"{tag}_p50", percentile(latencies, 50))
@@ -175,7 +141,7 @@ async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Fi
             for concurrency in STREAM_CONCURRENCIES:
                 requests = STREAM_REQUESTS[concurrency]
                 for name, client in (("straight", straight), ("through", through)):
-                    firsts, _ = await _run(_first_chunk(client), requests, concurrency)
+                    firsts, _ = await run_at(_first_chunk(client), requests, concurrency)
                     figures.add(f"{name}_ttfc_c{concurrency}", percentile(firsts, 50))
     return figures
 
