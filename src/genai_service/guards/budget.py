@@ -309,7 +309,7 @@ class BudgetGuard:
 
     def charge_later(self, held: Held, record: LedgerEntry, allotment: Allotment | None) -> None:
         """Charge a call that held no reservation of its own with the next batch."""
-        charge = Charge(record, held.counters, held.tokens if allotment else 0, allotment)
+        charge = Charge(record, held.month, held.tokens if allotment else 0, allotment)
         if allotment is not None:
             allotment.end_call(charge.held, charge.tokens)
         else:

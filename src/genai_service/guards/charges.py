@@ -15,11 +15,17 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.guards.allotments import Allotment
-from genai_service.guards.budget_repository import BudgetRepository, CounterKey, CounterMove
+from genai_service.guards.budget_repository import (
+    BudgetRepository,
+    CounterKey,
+    CounterMove,
+    counter_keys,
+)
 from genai_service.guards.usage_repository import LedgerEntry, UsageRepository
 from genai_service.models.usage import BudgetPeriod, BudgetSubject
 
@@ -29,7 +35,7 @@ class Charge:
     """A call that ended, charged with the next batch."""
 
     record: LedgerEntry
-    counters: list[CounterKey]
+    month: date
     held: int = 0
     """What it drew from `allotment`."""
     allotment: Allotment | None = None
@@ -65,16 +71,24 @@ class ChargeBatch:
     def of(cls, charges: list[Charge], given_back: dict[Allotment, int]) -> ChargeBatch:
         batch = cls(charges, given_back)
         moves: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])
+        by_counters: dict[tuple[uuid.UUID, uuid.UUID | None, date, date], list[int]] = defaultdict(
+            lambda: [0, 0]
+        )
         for charge in charges:
             from_allotment = min(charge.tokens, charge.held)
-            for key in charge.counters:
-                moves[key][0] += charge.tokens
-                moves[key][1] -= from_allotment
-                batch.owners[key] = charge.record.user_id
+            record = charge.record
+            sums = by_counters[(record.user_id, record.api_key_id, record.day, charge.month)]
+            sums[0] += charge.tokens
+            sums[1] -= from_allotment
             if charge.allotment is not None:
                 batch.shrinks[charge.allotment] = (
                     batch.shrinks.get(charge.allotment, 0) + from_allotment
                 )
+        for (user_id, api_key_id, day, month), (used, reserved) in by_counters.items():
+            for key in counter_keys(user_id, api_key_id, day, month):
+                moves[key][0] += used
+                moves[key][1] += reserved
+                batch.owners[key] = user_id
         for allotment, tokens in given_back.items():
             for key in allotment.key.counters:
                 moves[key][1] -= tokens

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -42,6 +42,9 @@ class LedgerEntry:
     duration_ms: int | None
     started_at: datetime
     day: date
+
+
+LEDGER_COLUMNS = tuple(field.name for field in fields(LedgerEntry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,10 @@ class UsageRepository:
         for the rows, one per rollup row they add to."""
         if not records:
             return
-        await self.session.execute(insert(UsageRecord), [asdict(r) for r in records])
+        await self.session.execute(
+            insert(UsageRecord),
+            [{name: getattr(r, name) for name in LEDGER_COLUMNS} for r in records],
+        )
         rollup: dict[tuple[str, date, str, str], list[int]] = {}
         for r in records:
             key = (str(r.user_id), r.day, str(r.api_key_id or NO_KEY), r.model)
