@@ -37,6 +37,7 @@ from genai_service.generations.orphans import STALE_GRACE
 from genai_service.generations.redis_events import RedisEventLog
 from genai_service.generations.runner import GenerationRunner
 from genai_service.guards.budget import BudgetGuard
+from genai_service.guards.charge_flusher import ChargeFlusher
 from genai_service.guards.leases import ReservationLeases
 from genai_service.guards.limits import StoredLimits
 from genai_service.guards.limits_cache import CachedLimits
@@ -91,22 +92,23 @@ async def open_runtime(
             signals=signals,
         )
         budget = BudgetGuard(
-            sessionmaker,
-            limits,
-            lease_seconds=settings.limits.reservation_lease_seconds,
-            one_writer=engine.dialect.name == "sqlite",
+            sessionmaker, limits, settings.limits, one_writer=engine.dialect.name == "sqlite"
         )
         rate_limit_guard = RateLimitGuard(
             limits, rate_limits, lease_seconds=settings.limits.reservation_lease_seconds
         )
         if mode != "tool":
-            # Before the runners: their calls settle while they close, then the leases stop.
+            # Before the runners: their calls settle while they close, then the last batch is
+            # written and the allotments given back, then the leases stop.
             leases = ReservationLeases(budget)
             leases.start()
             stack.push_async_callback(leases.stop)
             slot_leases = SlotLeases(rate_limit_guard)
             slot_leases.start()
             stack.push_async_callback(slot_leases.stop)
+            flusher = ChargeFlusher(budget)
+            flusher.start()
+            stack.push_async_callback(flusher.stop)
         # The rate limits first: a refusal costs less than a budget's reservation.
         guards: list[Guard] = [rate_limit_guard, budget]
         gateway = ModelGateway(models, guards, metrics=ModelCallMetrics(registry))

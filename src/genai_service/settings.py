@@ -342,6 +342,15 @@ class LimitsSettings(SettingsSection):
     """A model call's budget reservation, and its slot of `max_concurrent`, live this long
     unless its process renews them (a third of this apart); a reservation whose process stopped
     is then charged in full, as interrupted, and its slot comes back."""
+    budget_allotment_tokens: Annotated[int, Field(ge=0, le=INT64_MAX)] = 50_000
+    """The most tokens a process reserves ahead on one caller's budget, so that its calls need
+    no database write each (at most 1/32 of the caller's tightest budget, and only when that
+    holds 8 calls or more; else each call is reserved on its own). A process killed while
+    holding them is charged them in full. 0: reserve every call on its own."""
+    ledger_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often a process writes the usage of calls that held no reservation of their own (a
+    caller without a budget, or served from an allotment): one transaction for all of them.
+    Usage read through this process is written first; another process's shows within this."""
 
 
 class Settings(BaseSettings):

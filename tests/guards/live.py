@@ -28,6 +28,15 @@ class Budgeted:
     server: ThreadedServer
     app: FastAPI
     user: Account
+    admin: Account
+
+    def set_tokens_per_day(self, tokens: int) -> None:
+        response = httpx.put(
+            f"{self.base_url}/api/users/{self.user.id}/limits",
+            json={"tokens_per_day": tokens},
+            headers=self.admin.headers,
+        )
+        assert response.status_code == 200, response.text
 
     @property
     def base_url(self) -> str:
@@ -61,14 +70,9 @@ def serving_budgeted(settings: Settings, tokens_per_day: int) -> Iterator[Budget
     app = create_app(settings, models=fake_models())
     with ThreadedServer(app) as server:
         admin = signed_in(server, app, "admin", Role.ADMIN)
-        user = signed_in(server, app, "user", Role.USER)
-        response = httpx.put(
-            f"{server.base_url}/api/users/{user.id}/limits",
-            json={"tokens_per_day": tokens_per_day},
-            headers=admin.headers,
-        )
-        assert response.status_code == 200, response.text
-        yield Budgeted(server, app, user)
+        budgeted = Budgeted(server, app, signed_in(server, app, "user", Role.USER), admin)
+        budgeted.set_tokens_per_day(tokens_per_day)
+        yield budgeted
 
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -96,3 +96,29 @@ async def test_a_rolled_back_change_forgets_nothing(
     except RuntimeError:
         pass
     assert (await cache.limits_for(caller)).user.tokens_per_minute is None
+
+
+class CountedReads:
+    """The database's limits, counting the reads that reach it."""
+
+    def __init__(self, source: StoredLimits) -> None:
+        self.source = source
+        self.reads = 0
+
+    async def limits_for(self, caller: Caller) -> LimitsInForce:
+        self.reads += 1
+        return await self.source.limits_for(caller)
+
+
+async def test_calls_that_miss_at_once_share_one_read(app: FastAPI, alice: Account) -> None:
+    await write_limits(app, alice.id, None, requests_per_minute=9)
+    counted = CountedReads(StoredLimits(runtime_of(app).sessionmaker, LimitsSettings()))
+    clock = Clock()
+    cache = CachedLimits(counted, 5.0, clock=clock)
+    caller = Caller(uuid.UUID(alice.id))
+    found = await asyncio.gather(*(cache.limits_for(caller) for _ in range(16)))
+    assert {limits.user.requests_per_minute for limits in found} == {9}
+    assert counted.reads == 1
+    clock.now += 5.0
+    await asyncio.gather(*(cache.limits_for(caller) for _ in range(16)))
+    assert counted.reads == 2

@@ -33,6 +33,15 @@ class CounterKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CounterMove:
+    """Tokens added to a counter's `used` and `reserved` (negative: taken off)."""
+
+    key: CounterKey
+    used: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
 class CounterCheck:
     key: CounterKey
     limit: int | None
@@ -110,13 +119,36 @@ class BudgetRepository:
         insert = insert_with_conflicts(self.session, BudgetCounter)
         await self.session.execute(insert.values(rows).on_conflict_do_nothing())
 
-    async def charge(self, keys: Sequence[CounterKey], tokens: int) -> None:
-        """Add `tokens` used to the counters of a call that reserved nothing."""
-        await self._create([CounterCheck(key, None) for key in keys])
-        for key in keys:
+    async def move(self, moves: Sequence[CounterMove]) -> None:
+        """Move each counter by its sums, in the order given (the order rows are locked)."""
+        if not moves:
+            return
+        await self._create([CounterCheck(move.key, None) for move in moves])
+        for move in moves:
             await self.session.execute(
-                update(BudgetCounter).where(_is(key)).values(used=BudgetCounter.used + tokens)
+                update(BudgetCounter)
+                .where(_is(move.key))
+                .values(
+                    used=BudgetCounter.used + move.used,
+                    reserved=BudgetCounter.reserved + move.reserved,
+                )
             )
+
+    async def shrink(self, reservation_id: uuid.UUID, tokens: int) -> bool:
+        """Take `tokens` off what a reservation holds; `False` when it is gone."""
+        result = await self.session.execute(
+            update(BudgetReservation)
+            .where(BudgetReservation.id == reservation_id)
+            .values(tokens=BudgetReservation.tokens - tokens)
+        )
+        return _changed(result) == 1
+
+    async def drop(self, reservation_id: uuid.UUID) -> bool:
+        """Delete a reservation given back whole; `False` when it is gone."""
+        result = await self.session.execute(
+            delete(BudgetReservation).where(BudgetReservation.id == reservation_id)
+        )
+        return _changed(result) == 1
 
     async def release(
         self,

@@ -17,8 +17,10 @@ async def get_limits_service(
     return LimitsService(session, settings.limits, cache=runtime.limits)
 
 
-async def get_usage_service(session: SessionDep, settings: SettingsDep) -> UsageService:
-    return UsageService(session, settings.limits)
+async def get_usage_service(
+    session: SessionDep, settings: SettingsDep, runtime: RuntimeDep
+) -> UsageService:
+    return UsageService(session, settings.limits, write_pending=runtime.budget.flush)
 
 
 LimitsServiceDep = Annotated[LimitsService, Depends(get_limits_service)]

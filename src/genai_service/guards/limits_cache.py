@@ -20,6 +20,7 @@ own counting). Like the checked callers of `auth.caller_cache`:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class CachedLimits:
         self._max_callers = max_callers
         self._clock = clock
         self._entries: dict[Caller, _Entry] = {}
+        self._reads: dict[Caller, asyncio.Future[LimitsInForce]] = {}
         self._epoch = 0
         self._shared = (
             SharedChangeMark(redis, signals, CHANGE_MARK, on_change=self.forget)
@@ -79,16 +81,34 @@ class CachedLimits:
         entry = self._entries.get(caller)
         if entry is not None and entry.expires > self._clock():
             return entry.limits
+        reading = self._reads.get(caller)
+        if reading is None:
+            # One read per caller, however many of its calls missed at once.
+            reading = asyncio.ensure_future(self._read(caller))
+            self._reads[caller] = reading
+            reading.add_done_callback(lambda done: self._read_finished(caller, done))
+        # A call that goes away does not cancel the read others may be waiting for.
+        return await asyncio.shield(reading)
+
+    async def _read(self, caller: Caller) -> LimitsInForce:
         epoch = self._epoch
         limits = await self._source.limits_for(caller)
         if epoch == self._epoch:
             self._store(caller, limits)
         return limits
 
+    def _read_finished(self, caller: Caller, done: asyncio.Future[LimitsInForce]) -> None:
+        if self._reads.get(caller) is done:
+            del self._reads[caller]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed read is its waiters' to raise
+
     def forget(self) -> None:
-        """Read every caller's limits again from the next call on."""
+        """Read every caller's limits again from the next call on (reads under way are not
+        stored, and later calls start their own)."""
         self._epoch += 1
         self._entries.clear()
+        self._reads.clear()
 
     def forget_on_commit(self, session: AsyncSession) -> None:
         """`forget` once `session` has committed a change of limits, and tell the other

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, case, func, insert, select
@@ -20,10 +20,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from genai_service.kit.db import insert_with_conflicts
-from genai_service.models.usage import NO_KEY, DailyUsage, UsageRecord
+from genai_service.models.usage import NO_KEY, DailyUsage, UsageRecord, UsageStatus
 from genai_service.models.user import User
 
 Grouping = Literal["day", "model", "user", "key"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """The ledger row of one model call (`UsageRecord`), as plain values: calls end by the
+    thousand, and are written in batches."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    api_key_id: uuid.UUID | None
+    model: str
+    purpose: str
+    status: UsageStatus
+    prompt_tokens: int
+    completion_tokens: int
+    duration_ms: int | None
+    started_at: datetime
+    day: date
+
+
+LEDGER_COLUMNS = tuple(field.name for field in fields(LedgerEntry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,33 +91,51 @@ class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, record: UsageRecord) -> None:
+    async def record(self, record: LedgerEntry) -> None:
         """Write the ledger row of a call and add it to its day's rollup."""
-        values = {
-            column.key: getattr(record, column.key) for column in UsageRecord.__table__.columns
-        }
-        await self.session.execute(insert(UsageRecord).values(values))
-        upsert = insert_with_conflicts(self.session, DailyUsage).values(
-            user_id=record.user_id,
-            day=record.day,
-            api_key_id=record.api_key_id or NO_KEY,
-            model=record.model,
-            calls=1,
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-        )
+        await self.record_many([record])
+
+    async def record_many(self, records: Sequence[LedgerEntry]) -> None:
+        """Write the ledger rows of calls and add them to their days' rollup: one statement
+        for the rows, one per rollup row they add to."""
+        if not records:
+            return
         await self.session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=["user_id", "day", "api_key_id", "model"],
-                set_={
-                    "calls": DailyUsage.calls + 1,
-                    "prompt_tokens": DailyUsage.prompt_tokens + upsert.excluded.prompt_tokens,
-                    "completion_tokens": (
-                        DailyUsage.completion_tokens + upsert.excluded.completion_tokens
-                    ),
-                },
-            )
+            insert(UsageRecord),
+            [{name: getattr(r, name) for name in LEDGER_COLUMNS} for r in records],
         )
+        rollup: dict[tuple[str, date, str, str], list[int]] = {}
+        for r in records:
+            key = (str(r.user_id), r.day, str(r.api_key_id or NO_KEY), r.model)
+            sums = rollup.setdefault(key, [0, 0, 0])
+            sums[0] += 1
+            sums[1] += r.prompt_tokens
+            sums[2] += r.completion_tokens
+        # In key order: two batches add to shared rows in the same order, never in a cycle.
+        for (user_id, day, api_key_id, model), (calls, prompt, completion) in sorted(
+            rollup.items()
+        ):
+            upsert = insert_with_conflicts(self.session, DailyUsage).values(
+                user_id=uuid.UUID(user_id),
+                day=day,
+                api_key_id=uuid.UUID(api_key_id),
+                model=model,
+                calls=calls,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+            await self.session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["user_id", "day", "api_key_id", "model"],
+                    set_={
+                        "calls": DailyUsage.calls + upsert.excluded.calls,
+                        "prompt_tokens": DailyUsage.prompt_tokens + upsert.excluded.prompt_tokens,
+                        "completion_tokens": (
+                            DailyUsage.completion_tokens + upsert.excluded.completion_tokens
+                        ),
+                    },
+                )
+            )
 
     async def by_model(self, user_id: uuid.UUID, *, day: date, month: date) -> list[ModelUsage]:
         """A user's calls per model on `day` and in the month starting on `month`."""

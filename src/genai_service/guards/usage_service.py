@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genai_service.gateway.caller import Caller
-from genai_service.guards.budget import limit_of
 from genai_service.guards.budget_repository import BudgetRepository, CounterKey, counter_keys
+from genai_service.guards.held import limit_of
 from genai_service.guards.limits import limits_in_force
 from genai_service.guards.periods import Periods
 from genai_service.guards.schemas import (
@@ -42,11 +42,25 @@ def totals_read(totals: UsageTotals) -> TokenTotals:
 
 
 class UsageService:
-    def __init__(self, session: AsyncSession, settings: LimitsSettings) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: LimitsSettings,
+        *,
+        write_pending: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`write_pending`: writes what this process has not written yet of ended calls (their
+        usage is written in batches), so a caller reads its last call."""
         self.session = session
         self.settings = settings
+        self.write_pending = write_pending
+
+    async def _written(self) -> None:
+        if self.write_pending is not None:
+            await self.write_pending()
 
     async def me(self, caller: Caller) -> UsageMeRead:
+        await self._written()
         now = utcnow()
         periods = Periods.at(now)
         in_force = await limits_in_force(self.session, self.settings, caller)
@@ -84,6 +98,7 @@ class UsageService:
     ) -> tuple[list[UsageRowRead], int]:
         if where.since > where.until:
             raise BadRequest("`from` must not be after `to`.", param="from")
+        await self._written()
         unique = list(dict.fromkeys(grouping))
         groups, total = await UsageRepository(self.session).report(
             where, unique, offset=page.offset, limit=page.limit
