@@ -83,3 +83,10 @@ class BudgetUnavailable(ServiceUnavailable):
     is not run, and may be sent again."""
 
     slug = "budget-unavailable"
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    """A caller's limits could not be read (the database refused or timed out): the call is not
+    run, and may be sent again."""
+
+    slug = "limits-unavailable"

@@ -7,9 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from genai_service.gateway.caller import Caller
+from genai_service.guards.errors import LimitsUnavailable
 from genai_service.guards.repository import LimitsRepository
 from genai_service.models.limits import CallerLimits
 from genai_service.models.user import Role
@@ -68,8 +71,15 @@ class StoredLimits:
         self.settings = settings
 
     async def limits_for(self, caller: Caller) -> LimitsInForce:
-        async with self.sessionmaker() as session:
-            return await limits_in_force(session, self.settings, caller)
+        try:
+            async with self.sessionmaker() as session:
+                return await limits_in_force(session, self.settings, caller)
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("limits of user {} not read: {}", caller.user_id, error)
+            raise LimitsUnavailable(
+                "The limits could not be checked just now; send the request again.",
+                retry_after=1,
+            ) from error
 
 
 async def limits_in_force(
