@@ -51,8 +51,9 @@ def lifespan_of(
             setattr(app.state, RUNTIME_STATE, runtime)
             logger.info("{} {} started ({})", settings.name, __version__, settings.env.value)
             # What startup built (modules, models, the runtime) lives as long as the server: the
-            # garbage collector stops walking it at every full collection.
-            gc.collect()
+            # garbage collector stops walking it at every full collection. (No collection first:
+            # it would hold the event loop, and every thread of the process, for as long as the
+            # heap takes to walk.)
             gc.freeze()
             try:
                 with on_exit_signal(lambda: begin_drain(runtime)):
