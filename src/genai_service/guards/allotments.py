@@ -150,8 +150,11 @@ class Allotments:
         return True
 
     def retire_idle(self, today: date) -> None:
-        """Retire the allotments of past periods and those no call used for a while."""
-        idle_since = time.monotonic() - self.idle_seconds
+        """Retire the allotments of past periods and those no call used for a while (and
+        forget refusals that have run out)."""
+        now = time.monotonic()
+        self._refused = {key: until for key, until in self._refused.items() if until > now}
+        idle_since = now - self.idle_seconds
         for allotment in list(self._open.values()):
             idle = allotment.calls_in_flight == 0 and allotment.last_used < idle_since
             if allotment.key.day != today or idle:

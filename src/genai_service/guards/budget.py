@@ -214,7 +214,7 @@ class BudgetGuard:
                     raise _refusal(call, shortfall, held.started_at)
         except (SQLAlchemyError, OSError) as error:
             raise _unavailable(held, error) from error
-        return Held.of(reservation)
+        return replace(held, reserved=True)
 
     async def _draw(self, held: Held, checks: list[CounterCheck], size: int) -> Allotment | None:
         """Draw the call's tokens from the caller's allotment, reserving a fresh one of `size`
@@ -329,7 +329,12 @@ class BudgetGuard:
             else:
                 self.allotments.retire_idle(utcnow().date())
             charges, self._charges = self._charges, []
-            given_back = {a: a.free for a in self.allotments if a.retired}
+            # A retired allotment whose calls still run and hold all it has gives nothing yet.
+            given_back = {
+                a: a.free
+                for a in self.allotments
+                if a.retired and (a.free or not a.calls_in_flight)
+            }
             for allotment in given_back:
                 allotment.free = 0
             batch = ChargeBatch.of(charges, given_back)
