@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -180,6 +181,34 @@ async def test_cancel_stores_the_partial_reply(
     assert again.status_code == 409
     # The conversation is free for the next turn, and the cancelled text is part of its history.
     assert (await ask(client, alice, conversation["id"], "go on", max_tokens=2)).status_code == 201
+
+
+async def test_a_cancel_arriving_while_an_event_is_written_still_stops_the_reply(
+    client: httpx.AsyncClient, app: FastAPI, server_url: str, alice: Account
+) -> None:
+    """A model that hardly waits between chunks: the writer spends most of its time appending
+    events, so most cancellations reach it inside a Redis call, where Python 3.11 can lose them."""
+    model = runtime_of(app).models.chat(SLOW_CHAT_MODEL)
+    assert isinstance(model, ScriptedChatModel)
+    words = 2000
+    model.reply = " ".join(f"w{index}" for index in range(words))
+    model.chunk_delay = 0.0005
+    runtime_of(app).settings.conversations.default_max_tokens = words
+
+    async def cancelled_turn(delay: float) -> dict[str, Any]:
+        conversation = await new_conversation(client, alice, title="Fast", model=SLOW_CHAT_MODEL)
+        async with live_turn(server_url, alice, conversation["id"], "go") as (response, _):
+            generation_id = response.headers["X-Generation-ID"]
+            await asyncio.sleep(delay)
+            cancelled = await client.post(
+                f"/api/generations/{generation_id}/cancel", headers=alice.headers
+            )
+        assert cancelled.status_code == 200, cancelled.text
+        return (await messages_of(client, alice, conversation["id"]))[-1]
+
+    replies = await asyncio.gather(*(cancelled_turn(0.2 + 0.04 * i) for i in range(6)))
+    assert [reply["status"] for reply in replies] == ["cancelled"] * 6
+    assert all(0 < len(reply["content"].split()) < words for reply in replies)
 
 
 async def test_idle_streams_get_heartbeats(

@@ -95,7 +95,8 @@ class IngestionRunner:
                 except Exception:  # a database hiccup must not end the runner
                     logger.exception("ingestion runner: claiming a job failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_seconds)
+                    async with asyncio.timeout(self._settings.poll_seconds):
+                        await self._wake.wait()
         finally:
             await self._stop_jobs()
 

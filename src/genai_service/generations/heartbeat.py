@@ -22,6 +22,7 @@ from genai_service.generations.replies import ReplySink, StoredReply
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import AppError
+from genai_service.kit.tasks import cancel_and_wait
 from genai_service.models.conversation import GenerationStatus
 
 
@@ -52,8 +53,7 @@ class Heartbeat:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+            await cancel_and_wait(task)
 
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
         """Give up the running generations whose writer is gone (see `orphans`), each with a

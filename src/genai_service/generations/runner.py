@@ -240,16 +240,24 @@ class GenerationRunner:
             latency_ms = round((time.monotonic() - started) * 1000)
             return GenerationOutcome(status, "".join(parts), usage, error, latency_ms)
 
+        # Set when the pump is cancelled: it also stops by itself at its next chunk, should the
+        # cancellation be lost in a Redis call (see `kit.tasks`).
+        stopped = False
+
         async def pump() -> None:
             nonlocal usage
             chunks = call.stream()
             try:
                 async for chunk in chunks:
+                    if stopped:
+                        raise asyncio.CancelledError
                     if chunk.text:
                         parts.append(chunk.text)
                         await self.events.append(plan.generation_id, "delta", {"text": chunk.text})
                     if chunk.usage is not None:
                         usage = chunk.usage
+                    if stopped:
+                        raise asyncio.CancelledError
             finally:
                 # Closing the provider's stream frees a local engine's sequence slot at once.
                 await close_iterator(chunks)
@@ -266,6 +274,7 @@ class GenerationRunner:
             cancel.cancel()
             stopping.cancel()
         if not pumping.done():
+            stopped = True
             pumping.cancel()
             await asyncio.wait({pumping})
             if pumping.cancelled():

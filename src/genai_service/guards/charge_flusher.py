@@ -10,6 +10,7 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from genai_service.guards.budget import BudgetGuard
+from genai_service.kit.tasks import cancel_and_wait
 
 
 class ChargeFlusher:
@@ -24,14 +25,14 @@ class ChargeFlusher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+            await cancel_and_wait(task)
         await self._flush(closing=True)
 
     async def _keep(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._guard.batch_full.wait(), self._guard.flush_seconds)
+                async with asyncio.timeout(self._guard.flush_seconds):
+                    await self._guard.batch_full.wait()
             await self._flush(closing=False)
 
     async def _flush(self, *, closing: bool) -> None:

@@ -16,6 +16,7 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from genai_service.guards.budget import BudgetGuard
+from genai_service.kit.tasks import cancel_and_wait
 
 
 class ReservationLeases:
@@ -31,8 +32,7 @@ class ReservationLeases:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+            await cancel_and_wait(task)
         await self._beat(sweep=False)  # a last try at what could not be settled
 
     async def _keep(self) -> None:

@@ -18,6 +18,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from genai_service.kit.redis_client import SharedRedis, redis_required
+from genai_service.kit.tasks import cancel_and_wait
 
 READ_INTERVAL_S = 1.0
 RECONNECT_DELAY_S = 1.0
@@ -60,14 +61,13 @@ class RedisSignals:
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="redis-signals")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), self._ping_seconds)
+            async with asyncio.timeout(self._ping_seconds):
+                await self._connected.wait()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _listen(self) -> None:
         while True:

@@ -5,12 +5,12 @@ process that stopped comes back after one lease at most (in a store the processe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from loguru import logger
 
 from genai_service.guards.rate_limits.errors import RateLimitsUnavailable
 from genai_service.guards.rate_limits.guard import RateLimitGuard
+from genai_service.kit.tasks import cancel_and_wait
 
 
 class SlotLeases:
@@ -25,9 +25,7 @@ class SlotLeases:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _keep(self) -> None:
         interval = self._guard.lease_seconds / 3
