@@ -3,12 +3,21 @@ search by title, rename, delete), against the scripted model ("You said: <questi
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.identity import unique_email
 from tests.web.conftest import OpenPage
-from tests.web.ui import PASSWORD, ask, sign_up, wait_until_written
+from tests.web.ui import (
+    PASSWORD,
+    api_as,
+    ask,
+    conversation_id,
+    sign_up,
+    wait_until_written,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -116,6 +125,7 @@ async def test_conversations_are_listed_searched_renamed_and_deleted(
     await expect(conversations.first).to_have_attribute("aria-current", "page")
 
     await conversations.filter(has_text="Tides").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Tides")
     await expect(page.locator("#messages li.assistant")).to_have_count(1)
     assert await wait_until_written(await ask(page, "more about tides")) == "completed"
     await expect(conversations).to_have_count(2)
@@ -134,3 +144,49 @@ async def test_conversations_are_listed_searched_renamed_and_deleted(
     await expect(conversations).to_have_count(1)
     await expect(conversations.first).to_contain_text("Storms")
     await expect(page.get_by_role("heading", level=1)).to_have_text("New chat")
+
+
+async def test_a_question_sent_while_a_conversation_loads_waits_for_it(
+    open_page: OpenPage, scripted_server: str
+) -> None:
+    """Until the conversation picked is on screen, Send is disabled and Enter does nothing: the
+    question would otherwise go to the conversation shown before."""
+    page = await open_page(scripted_server)
+    email = await sign_up(page)
+    conversations = page.get_by_role("navigation", name="Conversations").get_by_role("link")
+    assert await wait_until_written(await ask(page, "about tides")) == "completed"
+    await page.get_by_role("button", name="New chat").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("New chat")
+    assert await wait_until_written(await ask(page, "about storms")) == "completed"
+    await expect(conversations).to_have_count(2)
+    storms = conversation_id(page)
+
+    loading = asyncio.Event()
+    release = asyncio.Event()
+
+    async def held(route: Route) -> None:  # the history of a conversation, once released
+        loading.set()
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/conversations/*/messages?*", held)
+    await conversations.nth(1).click()
+    await loading.wait()
+    message = page.get_by_role("textbox", name="Message")
+    await message.fill("more about tides")
+    await message.press("Enter")
+    await expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    release.set()
+
+    replies = page.locator("#messages li.assistant")
+    await expect(replies).to_have_count(1)
+    await expect(replies.first).to_contain_text("You said: about tides")
+    await expect(message).to_have_value("more about tides")
+    await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    assert await wait_until_written(await ask(page, "more about tides")) == "completed"
+    async with api_as(scripted_server, email) as api:
+        stored = await api.get(f"/api/conversations/{storms}/messages")
+    assert [m["content"] for m in stored.json()["items"]] == [
+        "about storms",
+        "You said: about storms",
+    ]

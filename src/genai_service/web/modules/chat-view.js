@@ -20,6 +20,8 @@ export class ChatView {
   #modelsLoaded = false;
   /** A new chat's conversation is being created (its first question waits for it). */
   #starting = false;
+  /** A conversation is being loaded: until it is on screen, a question would go to the one before. */
+  #loading = false;
 
   constructor({ api, replies, conversations, citations }) {
     this.api = api;
@@ -49,6 +51,7 @@ export class ChatView {
     const opened = ++this.#opened;
     this.leave();
     this.messages.replaceChildren();
+    this.#setLoading(conversationId !== null);
     show(byId("chat-view"));
     this.conversations.markActive(conversationId);
     if (conversationId === null) {
@@ -65,11 +68,13 @@ export class ChatView {
       history = await this.#history(conversationId);
     } catch (error) {
       if (opened !== this.#opened) return;
+      this.#setLoading(false);
       toast(error instanceof ApiError && error.status === 404 ? "There is no such conversation." : error.message);
       location.hash = "#/chat/new";
       return;
     }
     if (opened !== this.#opened) return;
+    this.#setLoading(false);
     this.#showHeader();
     for (const message of history) this.messages.append(this.#stored(message, history));
     this.#showEmpty();
@@ -126,7 +131,7 @@ export class ChatView {
   }
 
   async #send() {
-    if (this.#following !== null || this.#starting) return;
+    if (this.#following !== null || this.#starting || this.#loading) return;
     const content = this.input.value.trim();
     if (!content) return;
     if (this.conversation === null) {
@@ -370,7 +375,12 @@ export class ChatView {
 
   #setRunning(running) {
     show(byId("stop"), running);
-    byId("send").disabled = running;
+    byId("send").disabled = running || this.#loading;
+  }
+
+  #setLoading(loading) {
+    this.#loading = loading;
+    byId("send").disabled = loading || this.#following !== null;
   }
 
   #scrollToEnd() {
@@ -395,6 +405,7 @@ export class ChatView {
   /** After sign-out: nothing of the previous user stays on screen. */
   clear() {
     this.leave();
+    this.#setLoading(false);
     this.conversation = null;
     this.messages.replaceChildren();
     this.#modelsLoaded = false;
