@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParam
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.errors import BadGateway, TooManyRequests
 from tests.fakes import FailingChatModel, FakeEmbeddingModel, ScriptedChatModel
+from tests.polling import wait_until
 
 CALLER = Caller(uuid.uuid4(), uuid.uuid4())
 REPLY = "one two three four five six"
@@ -35,7 +37,14 @@ class RecordingAdmission:
     def headers(self) -> Mapping[str, str]:
         return {f"x-{self.guard.name}": "admitted"}
 
+    @property
+    def settles_in_memory(self) -> bool:
+        return self.guard.in_memory
+
     async def settle(self, outcome: CallOutcome) -> None:
+        self.guard.settled_in.append(asyncio.current_task())
+        if self.guard.settle_seconds:
+            await asyncio.sleep(self.guard.settle_seconds)
         self.guard.settled.append((self.call, outcome))
 
 
@@ -43,8 +52,13 @@ class RecordingAdmission:
 class RecordingGuard:
     name: str
     refuse: bool = False
+    in_memory: bool = False
+    settle_seconds: float = 0.0
+    """How long settling waits (on a database, say)."""
     admitted: list[ModelCall] = field(default_factory=list)
     settled: list[tuple[ModelCall, CallOutcome]] = field(default_factory=list)
+    settled_in: list[asyncio.Task[Any] | None] = field(default_factory=list)
+    """The task each settlement ran in."""
 
     async def admit(self, call: ModelCall) -> RecordingAdmission:
         if self.refuse:
@@ -183,3 +197,34 @@ async def test_embeddings_count_their_input_tokens(models: ModelRegistry) -> Non
         8,
         0,
     )
+
+
+async def test_settling_in_memory_runs_in_the_calls_own_task(models: ModelRegistry) -> None:
+    first = RecordingGuard("first", in_memory=True)
+    second = RecordingGuard("second", in_memory=True)
+    gateway = ModelGateway(models, [first, second])
+    task = asyncio.create_task(gateway.chat(CALLER, "chat", "scripted").complete(request()))
+    await task
+    assert first.settled_in == second.settled_in == [task]
+
+
+async def test_settling_that_waits_runs_on_through_a_cancelled_request(
+    models: ModelRegistry,
+) -> None:
+    """One guard settles in a database: every guard is then settled in a task of its own, which
+    goes on when the request is cancelled again while it waits."""
+    at_once = RecordingGuard("at-once", in_memory=True)
+    waiting = RecordingGuard("waiting", settle_seconds=0.2)
+    gateway = ModelGateway(models, [at_once, waiting])
+    task = asyncio.create_task(gateway.chat(CALLER, "chat", "slow").complete(request()))
+    await asyncio.sleep(0.12)  # a few of the slow model's chunks
+    task.cancel()
+    await wait_until(lambda: len(waiting.settled_in) == 1, within=5)
+    task.cancel()  # while the settlement waits
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: len(waiting.settled) == 1, within=5)
+    assert at_once.settled_in[0] is not task
+    assert waiting.settled_in[0] is not task
+    [(_, outcome)] = waiting.settled
+    assert outcome.status == "cancelled"

@@ -119,7 +119,9 @@ class GuardedCall:
 
     async def _settle_admissions(self, outcome: CallOutcome) -> None:
         admissions, self._admissions = self._admissions, []
-        if admissions:
+        if all(admission.settles_in_memory for admission in admissions):
+            await _settle_all(admissions, outcome)
+        else:
             # In a task of its own, so a cancelled request cannot cut the settlement short.
             settling = asyncio.ensure_future(_settle_all(admissions, outcome))
             await asyncio.shield(settling)

@@ -52,6 +52,13 @@ class Admission(Protocol):
         """Response headers telling the caller where it stands (rate limits)."""
         ...
 
+    @property
+    def settles_in_memory(self) -> bool:
+        """Settling waits on nothing (no database, no Redis): the call's own task settles it,
+        as no cancellation can cut short what never waits. One that waits is settled in a task
+        of its own."""
+        ...
+
     async def settle(self, outcome: CallOutcome) -> None:
         """Count what the call used instead of what it held; called once, never raises."""
         ...

@@ -101,6 +101,11 @@ class BudgetAdmission:
     """Where the call drew `held.tokens` from, when it holds no reservation of its own."""
     headers: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def settles_in_memory(self) -> bool:
+        """A reservation of its own is settled in the database; anything else with a batch."""
+        return not self.held.reserved
+
     async def settle(self, outcome: CallOutcome) -> None:
         record = self.held.record(
             UsageStatus(outcome.status),

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Select, case, func, insert, select
+from sqlalchemy import ColumnElement, Select, Table, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -45,6 +45,8 @@ class LedgerEntry:
 
 
 LEDGER_COLUMNS = tuple(field.name for field in fields(LedgerEntry))
+LEDGER_TABLE = cast(Table, UsageRecord.__table__)
+"""Written as a table, not ORM objects: the rows of a batch go to one executemany as they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,7 @@ class UsageRepository:
         if not records:
             return
         await self.session.execute(
-            insert(UsageRecord),
+            insert(LEDGER_TABLE),
             [{name: getattr(r, name) for name in LEDGER_COLUMNS} for r in records],
         )
         rollup: dict[tuple[str, date, str, str], list[int]] = {}

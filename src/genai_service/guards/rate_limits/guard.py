@@ -138,6 +138,10 @@ class RateLimitAdmission:
     most_tokens: int
     headers: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def settles_in_memory(self) -> bool:
+        return self.guard.storage.in_memory
+
     async def settle(self, outcome: CallOutcome) -> None:
         unused = self.most_tokens - outcome.total_tokens
         returns = [
@@ -152,6 +156,7 @@ class _Unheld:
     """The admission of a call no rate limit holds."""
 
     headers: Mapping[str, str] = {}
+    settles_in_memory = True
 
     async def settle(self, outcome: CallOutcome) -> None:
         return None

@@ -27,6 +27,8 @@ def window_state(window: Window, full_at: float, now: float) -> WindowState:
 class InMemoryRateLimitStorage:
     """The methods never await, so on one event loop each runs as one step: atomic."""
 
+    in_memory = True
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._full_at: dict[str, float] = {}

@@ -128,6 +128,8 @@ return 0
 class RedisRateLimitStorage:
     """A `RateLimitStorage` every process sharing `redis` counts in."""
 
+    in_memory = False
+
     def __init__(self, redis: SharedRedis) -> None:
         self._redis = redis
         self._acquire = redis.client.register_script(ACQUIRE_SCRIPT)

@@ -83,6 +83,9 @@ class Return:
 
 
 class RateLimitStorage(Protocol):
+    in_memory: bool
+    """The counters are in this process's memory: no method waits on anything."""
+
     async def acquire(
         self,
         hold: str,
