@@ -208,7 +208,7 @@ async def test_a_cancel_arriving_while_an_event_is_written_still_stops_the_reply
 
     replies = await asyncio.gather(*(cancelled_turn(0.2 + 0.04 * i) for i in range(6)))
     assert [reply["status"] for reply in replies] == ["cancelled"] * 6
-    assert all(0 < len(reply["content"].split()) < words for reply in replies)
+    assert all(len(reply["content"].split()) < words for reply in replies)
 
 
 async def test_idle_streams_get_heartbeats(
