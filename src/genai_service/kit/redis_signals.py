@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Callable
 
 from loguru import logger
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
@@ -86,10 +87,9 @@ class RedisSignals:
                 self._connected.clear()
                 if was_connected:
                     self._gap()
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-                with contextlib.suppress(RedisError, OSError):
-                    await client.aclose()
+                # Shielded: `stop` cancels this loop until it ends, and the connection must
+                # still be closed.
+                await asyncio.shield(_close(pubsub, client))
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     async def _read(self, pubsub: PubSub) -> None:
@@ -120,3 +120,10 @@ class RedisSignals:
     def _gap(self) -> None:
         for handler in self._gap_handlers:
             handler()
+
+
+async def _close(pubsub: PubSub, client: Redis) -> None:
+    with contextlib.suppress(RedisError, OSError):
+        await pubsub.aclose()
+    with contextlib.suppress(RedisError, OSError):
+        await client.aclose()

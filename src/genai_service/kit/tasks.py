@@ -21,8 +21,9 @@ RECANCEL_SECONDS = 0.02
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel `task` and wait until it ended, cancelling it again while it runs on.
 
-    Only for a task with nothing to finish when cancelled (a periodic loop): a repeated
-    cancellation would cut that short too. A task that failed instead is logged, not raised.
+    For a periodic loop: a repeated cancellation would also cut short what the task does when
+    cancelled, so whatever it must finish then is shielded. A task that failed instead is
+    logged, not raised.
     """
     while not task.done():
         task.cancel()
