@@ -22,7 +22,7 @@ from genai_service.generations.replies import ReplySink, StoredReply
 from genai_service.generations.repository import GenerationRepository
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import AppError
-from genai_service.kit.tasks import cancel_and_wait
+from genai_service.kit.tasks import BackgroundLoop
 from genai_service.models.conversation import GenerationStatus
 
 
@@ -42,18 +42,15 @@ class Heartbeat:
         self._replies = replies
         self._liveness_seconds = liveness_seconds
         self._writing = writing
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._beat, name="generation-heartbeat")
 
     def start(self) -> None:
         """Sweep at once (for generations a stopped server left running; start-up does not wait
         for it), then beat until `stop`."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._beat(), name="generation-heartbeat")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        await self._loop.stop()
 
     async def fail_stale(self, *, conversation_id: uuid.UUID | None = None) -> int:
         """Give up the running generations whose writer is gone (see `orphans`), each with a

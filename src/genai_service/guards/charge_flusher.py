@@ -10,22 +10,19 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from genai_service.guards.budget import BudgetGuard
-from genai_service.kit.tasks import cancel_and_wait
+from genai_service.kit.tasks import BackgroundLoop
 
 
 class ChargeFlusher:
     def __init__(self, guard: BudgetGuard) -> None:
         self._guard = guard
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._keep, name="budget-charge-flusher")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep(), name="budget-charge-flusher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        await self._loop.stop()
         await self._flush(closing=True)
 
     async def _keep(self) -> None:

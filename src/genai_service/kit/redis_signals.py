@@ -19,7 +19,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from genai_service.kit.redis_client import SharedRedis, redis_required
-from genai_service.kit.tasks import cancel_and_wait
+from genai_service.kit.tasks import BackgroundLoop
 
 READ_INTERVAL_S = 1.0
 RECONNECT_DELAY_S = 1.0
@@ -37,7 +37,7 @@ class RedisSignals:
         self._handlers: dict[str, list[Handler]] = {}
         self._gap_handlers: list[Callable[[], None]] = []
         self._connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._listen, name="redis-signals")
 
     @property
     def connected(self) -> bool:
@@ -59,16 +59,13 @@ class RedisSignals:
 
     async def start(self) -> None:
         """Start listening, waiting (up to the Redis timeout) for the first subscription."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="redis-signals")
+        self._loop.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._ping_seconds):
                 await self._connected.wait()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        await self._loop.stop()
 
     async def _listen(self) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""Stopping a background loop for certain.
+"""Background loops: run from `start` to `stop`, and stopped for certain.
 
 On Python 3.11 a cancellation can be lost: `asyncio.wait_for` returns the result of an operation
 that finished just as its task was cancelled, and the task runs on as if nothing happened (fixed
@@ -10,6 +10,7 @@ waits with `asyncio.timeout`, which keeps it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from loguru import logger
@@ -30,3 +31,22 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
     if not task.cancelled() and (error := task.exception()) is not None:
         logger.opt(exception=error).error("background task {} had failed", task.get_name())
+
+
+class BackgroundLoop:
+    """A coroutine that runs until it is stopped (a periodic loop), as a task of its own from
+    `start` to `stop`."""
+
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
+        self._run = run
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)

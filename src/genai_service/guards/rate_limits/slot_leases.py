@@ -10,22 +10,19 @@ from loguru import logger
 
 from genai_service.guards.rate_limits.errors import RateLimitsUnavailable
 from genai_service.guards.rate_limits.guard import RateLimitGuard
-from genai_service.kit.tasks import cancel_and_wait
+from genai_service.kit.tasks import BackgroundLoop
 
 
 class SlotLeases:
     def __init__(self, guard: RateLimitGuard) -> None:
         self._guard = guard
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._keep, name="rate-limit-slot-leases")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep(), name="rate-limit-slot-leases")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        await self._loop.stop()
 
     async def _keep(self) -> None:
         interval = self._guard.lease_seconds / 3
