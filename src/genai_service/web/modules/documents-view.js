@@ -52,6 +52,9 @@ export class DocumentsView {
 
   async open() {
     show(byId("documents-view"));
+    // Only rows shown before the list was asked for can be missing from it because they were
+    // deleted: one an upload added meanwhile is newer than the answer.
+    const shown = new Set(this.#rows.keys());
     let page;
     try {
       page = await this.api.get("/api/documents?limit=100");
@@ -62,7 +65,7 @@ export class DocumentsView {
     if (page.total <= page.items.length) {
       // The whole list came: what is not in it was deleted meanwhile (elsewhere).
       const present = new Set(page.items.map((document) => document.id));
-      for (const id of this.#rows.keys()) if (!present.has(id)) this.#removed(id);
+      for (const id of shown) if (!present.has(id)) this.#removed(id);
     }
     for (const document of [...page.items].reverse()) this.#show(document);
     this.#showEmpty();
