@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+import jsonschema
 import pytest
 from fastapi import APIRouter, FastAPI
 from loguru import logger
@@ -105,8 +107,9 @@ def get(path: str) -> bytes:
         b"GARBAGE\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n",
         b"GET /\x00 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /api/users/me HTTP/1.1\r\nHost: localhost\r\nContent-Length: ~koA!=T\r\n\r\n",
     ],
-    ids=["request-line", "header", "nul-in-target"],
+    ids=["request-line", "header", "nul-in-target", "content-length"],
 )
 def test_a_malformed_request_gets_a_problem(server: ThreadedServer, request_bytes: bytes) -> None:
     connection = RawConnection(server.port)
@@ -121,6 +124,9 @@ def test_a_malformed_request_gets_a_problem(server: ThreadedServer, request_byte
     assert problem["status"] == 400
     assert problem["type"] == "urn:genai-service:problem:malformed-request"
     assert problem["request_id"] == headers["x-request-id"]
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    schema = {**document["components"]["schemas"]["Problem"], "components": document["components"]}
+    jsonschema.validate(problem, schema)  # the problem every operation documents
 
 
 def test_a_500_keeps_the_connection_and_logs_one_traceback_with_its_request_id(

@@ -17,11 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from genai_service.kit.problems import OPENAI_PATH_PREFIX, PROBLEM_MEDIA_TYPE
 
 SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def _without_default(schema: JsonDict) -> None:
+    schema.pop("default", None)  # an absent member, not a null one
 
 
 class Problem(BaseModel):
@@ -33,7 +39,11 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str
+    instance: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The request's path; absent when the request could not be parsed as HTTP.",
+        json_schema_extra=_without_default,
+    )
     request_id: str
 
 
