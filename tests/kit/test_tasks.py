@@ -1,15 +1,23 @@
-"""Stopping a background loop that talks to Redis: a cancellation lost in a Redis call (Python
-3.11's `wait_for`) is delivered again, so the loop ends every time."""
+"""Stopping background loops: between two steps, so that a database session is never cut short;
+a cancellation lost in a Redis call (Python 3.11's `wait_for`) is delivered again, so a loop
+that has to be cancelled ends every time."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
+from pathlib import Path
 
+import pytest
 from loguru import logger
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from genai_service.kit import tasks
+from genai_service.kit.db import create_engine
 from genai_service.kit.redis_client import SharedRedis
-from genai_service.kit.tasks import cancel_and_wait
+from genai_service.kit.tasks import BackgroundLoop, cancel_and_wait, uninterrupted
 from genai_service.settings import RedisSettings
 
 TRIALS = 20
@@ -57,3 +65,150 @@ async def test_a_loop_that_failed_is_logged_not_raised() -> None:
         logger.remove(sink)
     assert isinstance(task.exception(), RuntimeError)
     assert any("broken-loop had failed" in line for line in lines)
+
+
+async def test_a_loop_of_database_sessions_stops_between_them_and_leaves_no_lock(
+    tmp_path: Path,
+) -> None:
+    """Cancelling such a loop (again until it ended) cut sessions short, and their SQLite
+    connections kept the write lock: about one stop in two here."""
+    database = tmp_path / "loop.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    sessionmaker = async_sessionmaker(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        await connection.execute(text("INSERT INTO counter VALUES (0)"))
+    steps = 0
+
+    async def count() -> None:
+        nonlocal steps
+        while not loop.stopping:
+            async with sessionmaker.begin() as session:
+                await session.execute(text("UPDATE counter SET n = n + 1"))
+                await session.execute(text("SELECT n FROM counter"))
+            steps += 1
+
+    try:
+        for trial in range(TRIALS):
+            loop = BackgroundLoop(count, name="counting")
+            loop.start()
+            await asyncio.sleep(0.001 + 0.05 * trial / TRIALS)
+            async with asyncio.timeout(5):
+                await loop.stop()
+            other = sqlite3.connect(database, timeout=0.5)
+            try:
+                other.execute("UPDATE counter SET n = n + 1")  # "database is locked" if held
+                other.commit()
+            finally:
+                other.close()
+        async with sessionmaker() as session:
+            counted = (await session.execute(text("SELECT n FROM counter"))).scalar_one()
+        assert counted == steps + TRIALS > TRIALS
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pause_ends_when_the_loop_is_stopped() -> None:
+    paused: list[float] = []
+
+    async def slow() -> None:
+        while not loop.stopping:
+            await loop.pause(3600)
+            paused.append(asyncio.get_running_loop().time())
+
+    loop = BackgroundLoop(slow, name="slow")
+    loop.start()
+    await asyncio.sleep(0.01)
+    stopped_at = asyncio.get_running_loop().time()
+    async with asyncio.timeout(1):
+        await loop.stop()
+    assert len(paused) == 1
+    assert paused[0] >= stopped_at
+
+
+async def test_a_pause_ends_when_it_is_woken() -> None:
+    wake = asyncio.Event()
+    woken = asyncio.Event()
+
+    async def waiting() -> None:
+        await loop.pause(3600, wake=wake)
+        woken.set()
+
+    loop = BackgroundLoop(waiting, name="waiting")
+    loop.start()
+    await asyncio.sleep(0.01)
+    assert not woken.is_set()
+    wake.set()
+    async with asyncio.timeout(1):
+        await woken.wait()
+    await loop.stop()
+
+
+async def test_a_loop_that_does_not_stop_in_time_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tasks, "STOP_GRACE_SECONDS", 0.1)
+
+    async def deaf() -> None:
+        await asyncio.Event().wait()  # never asks whether it is stopping
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    loop = BackgroundLoop(deaf, name="deaf")
+    try:
+        loop.start()
+        await asyncio.sleep(0.01)
+        async with asyncio.timeout(2):
+            await loop.stop()
+    finally:
+        logger.remove(sink)
+    assert any("deaf did not stop in time" in line for line in lines)
+
+
+async def test_a_transaction_run_uninterrupted_ends_before_the_cancellation_is_raised(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "counter.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    sessionmaker = async_sessionmaker(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        await connection.execute(text("INSERT INTO counter VALUES (0)"))
+    committed = 0
+
+    async def increment() -> None:
+        nonlocal committed
+        async with sessionmaker.begin() as session:
+            await session.execute(text("UPDATE counter SET n = n + 1"))
+            await asyncio.sleep(0.01)
+            await session.execute(text("SELECT n FROM counter"))
+        committed += 1
+
+    async def caller() -> None:
+        while True:
+            await uninterrupted(increment())
+
+    def write_elsewhere() -> None:
+        other = sqlite3.connect(database, timeout=0.5)
+        try:
+            other.execute("UPDATE counter SET n = n + 1")  # "database is locked" if held
+            other.commit()
+        finally:
+            other.close()
+
+    try:
+        for trial in range(TRIALS):
+            task = asyncio.create_task(caller())
+            await asyncio.sleep(0.005 + 0.05 * trial / TRIALS)
+            task.cancel()
+            async with asyncio.timeout(5):
+                await asyncio.wait({task})
+            assert task.cancelled()
+            ended_at = committed
+            await asyncio.to_thread(write_elsewhere)
+            assert committed == ended_at  # the transaction had ended when the caller did
+        async with sessionmaker() as session:
+            counted = (await session.execute(text("SELECT n FROM counter"))).scalar_one()
+        assert counted == committed + TRIALS > TRIALS
+    finally:
+        await engine.dispose()

@@ -41,6 +41,7 @@ from genai_service.inference.base import EmbeddingModel, ModelNotReady, ModelPro
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import utcnow
 from genai_service.kit.errors import AppError
+from genai_service.kit.tasks import uninterrupted
 from genai_service.models.document import Document, DocumentStatus
 from genai_service.retrieval.vector_store import VectorStore
 from genai_service.settings import DocumentSettings
@@ -211,6 +212,9 @@ class IngestionJob:
             raise JobLost
 
     async def _heartbeat(self) -> bool:
+        return await uninterrupted(self._write_heartbeat())  # the job is stopped by cancelling
+
+    async def _write_heartbeat(self) -> bool:
         progress = self._progress
         async with documents_in_transaction(self._services.sessionmaker) as documents:
             return await documents.heartbeat(
@@ -221,6 +225,10 @@ class IngestionJob:
                 lease_until=self._lease_until(),
                 page_count=progress.page_count,
             )
+
+    async def _holds(self) -> bool:
+        async with documents_in_transaction(self._services.sessionmaker) as documents:
+            return await documents.holds(self.document.id, self._services.runner_id)
 
     async def _watch(self, work: asyncio.Task[int]) -> None:
         """Stop `work` as soon as the job is no longer this runner's; renew the lease during
@@ -234,8 +242,7 @@ class IngestionJob:
                     held = await self._heartbeat()
                     renewed = utcnow()
                 else:
-                    async with documents_in_transaction(self._services.sessionmaker) as documents:
-                        held = await documents.holds(self.document.id, self._services.runner_id)
+                    held = await uninterrupted(self._holds())
             except Exception:  # the next check may work; the lease has slack for it
                 logger.exception("document {}: checking the job failed", self.document.id)
                 continue

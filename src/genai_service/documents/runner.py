@@ -61,6 +61,7 @@ class IngestionRunner:
             settings=settings,
         )
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
 
@@ -68,12 +69,19 @@ class IngestionRunner:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self.run_forever(), name="ingestion-runner")
 
     async def stop(self) -> None:
-        """Stop claiming; jobs in progress go back to the queue."""
+        """Stop claiming; jobs in progress go back to the queue.
+
+        Cancelled once, not again until it ends: a repeated cancellation would cut short the
+        jobs' own giving back. The flag ends the loop should the cancellation be lost in a
+        database call (see `kit.tasks`)."""
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = True
+            self._wake.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -88,7 +96,7 @@ class IngestionRunner:
 
     async def run_forever(self) -> None:
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     await self._fill_slots()

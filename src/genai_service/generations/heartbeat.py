@@ -8,7 +8,6 @@ whose writer went silent.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -76,7 +75,9 @@ class Heartbeat:
     async def _beat(self) -> None:
         await self._sweep()
         while True:
-            await asyncio.sleep(self._liveness_seconds / 3)
+            await self._loop.pause(self._liveness_seconds / 3)
+            if self._loop.stopping:
+                return
             try:
                 await self._renew()
             except (SQLAlchemyError, OSError, AppError) as error:

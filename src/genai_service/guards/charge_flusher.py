@@ -3,9 +3,6 @@ is full, and a last time when the process stops (giving back every allotment).""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,9 +24,9 @@ class ChargeFlusher:
 
     async def _keep(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._guard.flush_seconds):
-                    await self._guard.batch_full.wait()
+            await self._loop.pause(self._guard.flush_seconds, wake=self._guard.batch_full)
+            if self._loop.stopping:
+                return  # `stop` flushes a last time
             await self._flush(closing=False)
 
     async def _flush(self, *, closing: bool) -> None:

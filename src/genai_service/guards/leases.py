@@ -10,8 +10,6 @@ charged once, by its settlement or by the sweep, never both.
 
 from __future__ import annotations
 
-import asyncio
-
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,9 +32,9 @@ class ReservationLeases:
 
     async def _keep(self) -> None:
         interval = self._guard.lease.total_seconds() / 3
-        while True:
+        while not self._loop.stopping:
             await self._beat(sweep=True)
-            await asyncio.sleep(interval)
+            await self._loop.pause(interval)
 
     async def _beat(self, *, sweep: bool) -> None:
         try:

@@ -68,7 +68,7 @@ class RedisSignals:
         await self._loop.stop()
 
     async def _listen(self) -> None:
-        while True:
+        while not self._loop.stopping:
             client = self._redis.subscriber_client()
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -84,17 +84,17 @@ class RedisSignals:
                 self._connected.clear()
                 if was_connected:
                     self._gap()
-                # Shielded: `stop` cancels this loop until it ends, and the connection must
-                # still be closed.
+                # Shielded: a loop that does not stop in time is cancelled until it ends, and
+                # the connection must still be closed.
                 await asyncio.shield(_close(pubsub, client))
-            await asyncio.sleep(RECONNECT_DELAY_S)
+            await self._loop.pause(RECONNECT_DELAY_S)
 
     async def _read(self, pubsub: PubSub) -> None:
         """Dispatch messages; when the connection has been quiet for `ping_seconds`, ping it, and
         take it for lost when the ping is not answered within as long again."""
         loop = asyncio.get_running_loop()
         last_heard = last_ping = loop.time()
-        while True:
+        while not self._loop.stopping:
             message = await pubsub.get_message(timeout=min(READ_INTERVAL_S, self._ping_seconds))
             now = loop.time()
             if message is not None:

@@ -4,8 +4,6 @@ process that stopped comes back after one lease at most (in a store the processe
 
 from __future__ import annotations
 
-import asyncio
-
 from loguru import logger
 
 from genai_service.guards.rate_limits.errors import RateLimitsUnavailable
@@ -27,7 +25,9 @@ class SlotLeases:
     async def _keep(self) -> None:
         interval = self._guard.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            await self._loop.pause(interval)
+            if self._loop.stopping:
+                return
             try:
                 await self._guard.renew()
             except RateLimitsUnavailable:
