@@ -7,7 +7,7 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.live_server import LiveServer
 from tests.web.conftest import OpenPage
@@ -116,3 +116,33 @@ async def test_ingestion_can_be_cancelled_retried_and_the_document_deleted(
         await expect(long).to_have_count(0)
         remaining = [d["filename"] for d in (await api.get("/api/documents")).json()["items"]]
     assert remaining == ["broken.pdf"]
+
+
+async def test_a_list_answered_after_an_upload_keeps_the_uploaded_row(
+    open_page: OpenPage, scripted_server: str
+) -> None:
+    """The list asked for when the page opens answers (with no documents) only after an upload
+    added its row: the row is newer than the answer and stays."""
+    page = await open_page(scripted_server)
+    await sign_up(page)
+    answered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_the_list(route: Route) -> None:
+        response = await route.fetch()  # the list as it is now: empty
+        answered.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await page.route(re.compile(r"/api/documents\?limit=100$"), hold_the_list)
+    await upload(page, "tides.md", b"# Tides\n\nThe tide turns twice a day.")
+    row = page.locator("li.document", has_text="tides.md")
+    await expect(row.locator(".document-status")).to_have_text("Indexed", timeout=30_000)
+    await asyncio.wait_for(answered.wait(), timeout=10)
+    async with page.expect_response(re.compile(r"/api/documents\?limit=100$")):
+        release.set()
+    # The page reads and applies the answer in its own tasks; give them time to run.
+    await page.evaluate("() => new Promise(resolve => setTimeout(resolve, 300))")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".document-status")).to_have_text("Indexed")
+    await expect(page.locator("#document-empty")).to_be_hidden()
