@@ -4,8 +4,8 @@ On Python 3.11 cancellation cannot stop a loop that talks to a database or to Re
 - it can be lost. `asyncio.wait_for` returns the result of an operation that finished just as
   its task was cancelled, and the task runs on as if nothing happened (fixed in 3.12). redis-py
   wraps every command in `wait_for` when a socket timeout is set, and a loop of SQLAlchemy
-  sessions on aiosqlite lost most cancellations here too;
-- cancelling again until the task ends cuts short what it does when cancelled: a session's
+  sessions on aiosqlite lost some here too (6 in 40);
+- a cancellation that lands (once, or again until the task ends) cuts short a session's
   rollback and close, so that a SQLite connection is left holding the database's write lock
   and every other writer waits out its busy timeout.
 So a loop checks `stopping` between its steps and waits with `pause`, which `stop` ends at once;
