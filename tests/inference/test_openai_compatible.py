@@ -42,6 +42,7 @@ from genai_service.inference.base import (
 )
 from genai_service.inference.embeddings import RemoteEmbeddingModel
 from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
+from genai_service.inference.openai_compatible.endpoint import IDLE_CONNECTION_SECONDS
 from genai_service.kit.errors import AppError, BadRequest
 from genai_service.settings import ProviderSettings
 
@@ -164,6 +165,8 @@ STREAMS: dict[str, list[dict[str, Any] | str]] = {
 class Recorded:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list)
+    """Of each chat request: the port it came from, one per connection."""
 
 
 def scripted_app(recorded: Recorded) -> Starlette:
@@ -171,6 +174,7 @@ def scripted_app(recorded: Recorded) -> Starlette:
         body = await request.json()
         recorded.bodies.append(body)
         recorded.authorizations.append(request.headers.get("authorization", ""))
+        recorded.client_ports.append(request.client.port if request.client else 0)
         scenario = request.path_params["scenario"]
         if scenario in ERROR_BODIES:
             status, error, headers = ERROR_BODIES[scenario]
@@ -315,6 +319,25 @@ async def started_chat(base_url: str, **overrides: Any) -> OpenAICompatibleChatM
     model = OpenAICompatibleChatModel("our-name", provider(base_url, **overrides))
     await model.start()
     return model
+
+
+async def test_an_idle_connection_is_not_reused_once_the_server_may_close_it(
+    server: ScriptedServer,
+) -> None:
+    """The server here (uvicorn, as vLLM's) closes a connection idle for 5 s; a request sent on
+    it as it closes fails. After `IDLE_CONNECTION_SECONDS` idle, the next request goes over a
+    new connection."""
+    model = await started_chat(server.url("ok"))
+    try:
+        await model.complete(REQUEST)
+        await model.complete(REQUEST)
+        await asyncio.sleep(IDLE_CONNECTION_SECONDS + 0.3)
+        await model.complete(REQUEST)
+    finally:
+        await model.close()
+    first, second, after_idle = server.recorded.client_ports[-3:]
+    assert second == first  # kept while it is fresh
+    assert after_idle != first
 
 
 async def test_stream_yields_text_then_finish_and_the_servers_usage(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import httpx2
 import openai
 from loguru import logger
 
@@ -25,6 +26,15 @@ TOKENS_PER_MESSAGE = 4
 REPLY_PRIMING_TOKENS = 3
 KEYLESS_API_KEY = "unused"
 """Sent to servers configured without a key: the SDK refuses to run without one."""
+IDLE_CONNECTION_SECONDS = 4.0
+"""How long an idle connection to a remote server is kept for the next request: less than the
+5 s after which uvicorn (vLLM's server, most Python servers) and llama.cpp's server close one.
+The SDK's own default is those same 5 s, so a request could go out on a connection the server
+was closing at that moment, and fail as a connection error (a 502 without retries)."""
+UPSTREAM_CONNECTION_LIMITS = httpx2.Limits(
+    max_connections=1000, max_keepalive_connections=100, keepalive_expiry=IDLE_CONNECTION_SECONDS
+)
+"""The SDK's default pool sizes, with idle connections kept `IDLE_CONNECTION_SECONDS`."""
 _CONTEXT_LENGTH_CODES = {"context_length_exceeded", "context-length-exceeded"}
 _CONTEXT_LENGTH_PHRASES = ("context length", "context window", "maximum context", "too many tokens")
 
@@ -67,6 +77,7 @@ class OpenAICompatibleEndpoint:
                 api_key=api_key,
                 timeout=self._settings.timeout,
                 max_retries=self._settings.max_retries,
+                http_client=openai.DefaultAsyncHttpxClient(limits=UPSTREAM_CONNECTION_LIMITS),
             )
         except openai.OpenAIError as exc:
             raise ValueError(f"model {self.name!r}: {exc}") from exc
