@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,7 @@ from genai_service.gateway.caller import Caller
 from genai_service.gateway.gateway import ModelGateway
 from genai_service.gateway.guards import CallOutcome, ModelCall
 from genai_service.gateway.metrics import ModelCallMetrics
-from genai_service.inference.base import ChatMessage, ChatRequest, SamplingParams
+from genai_service.inference.base import ChatChunk, ChatMessage, ChatRequest, SamplingParams
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.errors import BadGateway, TooManyRequests
 from tests.fakes import FailingChatModel, FakeEmbeddingModel, ScriptedChatModel
@@ -69,6 +69,11 @@ class RecordingGuard:
 
 def sample(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
     return registry.get_sample_value(name, labels) or 0.0
+
+
+async def drain(chunks: AsyncIterator[ChatChunk], *, into: list[str]) -> None:
+    async for chunk in chunks:
+        into.append(chunk.text)
 
 
 def request(max_tokens: int = 100) -> ChatRequest:
@@ -160,28 +165,50 @@ async def test_a_stream_its_client_leaves_is_settled_once_with_what_was_sent(
     )
 
 
-async def test_a_cancelled_request_still_settles(models: ModelRegistry) -> None:
+async def test_a_cancelled_request_still_settles_with_its_whole_reservation(
+    models: ModelRegistry,
+) -> None:
+    """A reply asked for in one body tells nothing of what it used until it ends: cut short,
+    it may have generated up to `max_tokens`, and is charged that."""
     guard = RecordingGuard("guard")
     gateway = ModelGateway(models, [guard])
-    task = asyncio.create_task(gateway.chat(CALLER, "chat", "slow").complete(request()))
+    task = asyncio.create_task(gateway.chat(CALLER, "chat", "slow").complete(request(40)))
     await asyncio.sleep(0.12)  # a few of the slow model's chunks
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     [(_, outcome)] = guard.settled
-    assert outcome.status == "cancelled"
-    assert 1 <= outcome.completion_tokens < len(REPLY.split())
+    assert (outcome.status, outcome.completion_tokens) == ("cancelled", 40)
 
 
-async def test_a_failed_provider_settles_as_failed_with_the_tokens_it_sent(
+async def test_a_failed_stream_settles_as_failed_with_the_tokens_it_sent(
     models: ModelRegistry,
 ) -> None:
     guard = RecordingGuard("guard")
     gateway = ModelGateway(models, [guard])
+    received: list[str] = []
+    with pytest.raises(BadGateway):
+        await drain(gateway.chat(CALLER, "chat", "failing").stream(request()), into=received)
+    [(_, outcome)] = guard.settled
+    assert received
+    assert (outcome.status, outcome.completion_tokens) == ("failed", 2)
+
+
+async def test_a_failed_reply_in_one_body_settles_as_failed_with_its_prompt(
+    models: ModelRegistry,
+) -> None:
+    """Nothing of a reply asked for in one body reached the caller: it is charged its prompt,
+    as a stream that failed before its first chunk is."""
+    guard = RecordingGuard("guard")
+    gateway = ModelGateway(models, [guard])
     with pytest.raises(BadGateway):
         await gateway.chat(CALLER, "chat", "failing").complete(request())
-    [(_, outcome)] = guard.settled
-    assert (outcome.status, outcome.completion_tokens) == ("failed", 2)
+    [(call, outcome)] = guard.settled
+    assert (outcome.status, outcome.prompt_tokens, outcome.completion_tokens) == (
+        "failed",
+        call.prompt_tokens,
+        0,
+    )
 
 
 async def test_embeddings_count_their_input_tokens(models: ModelRegistry) -> None:

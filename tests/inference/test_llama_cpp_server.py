@@ -24,6 +24,7 @@ from genai_service.inference.base import (
     ForcedTool,
     GenerationTimeout,
     JsonOutput,
+    PromptTooLong,
     ProviderError,
     SamplingParams,
     Tool,
@@ -43,6 +44,10 @@ EMBEDDING_DIMENSION = 576  # SmolLM2-135M's hidden size
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0)
 QUESTION = ChatRequest(
     messages=[ChatMessage(role="user", content="What is the capital of France?")],
+    sampling=GREEDY,
+)
+OVER_LONG = ChatRequest(
+    messages=[ChatMessage(role="user", content="word " * (CONTEXT_TOKENS + 100))],
     sampling=GREEDY,
 )
 STORY = ChatRequest(
@@ -99,11 +104,14 @@ async def test_chat_and_its_stream_give_the_same_greedy_reply(host: LlamaCppServ
     assert "".join(texts) == result.text
     final = chunks[-1]
     assert final.finish_reason == "length"
-    # The server sends no usage in streams (it ignores stream_options): ours is estimated, from
-    # the characters sent and received.
-    assert final.usage == result.usage
+    # A reply in one body carries the server's usage: cut at `max_tokens`, it counts them all.
+    assert result.usage.completion_tokens == QUESTION.sampling.max_tokens
     assert result.usage.prompt_tokens > 0
-    assert 0 < result.usage.completion_tokens <= len(result.text)
+    # The server sends no usage in streams (it ignores stream_options): the stream's is
+    # estimated, from the characters sent and received.
+    assert final.usage is not None
+    assert final.usage.prompt_tokens == model.count_tokens(QUESTION.messages)
+    assert 0 < final.usage.completion_tokens <= len(result.text)
 
 
 async def test_a_forced_tool_call_arrives_as_one_call_with_its_name_once(
@@ -186,26 +194,31 @@ async def test_a_raw_prompt_is_continued_and_its_usage_estimated(host: LlamaCppS
 async def test_an_over_long_prompt_ends_the_stream_without_a_reply(
     host: LlamaCppServer,
 ) -> None:
-    """The provider always streams, and this server has answered 200 before it finds the prompt
-    too long (its 400 `context_length_exceeded` comes only without `stream`): it then ends the
-    stream without a word, or breaks the connection. A clear provider error, which a fallback
-    chain passes to its next provider; conversation turns fit their prompt to `context_window`
-    before sending it, so that setting should be the host's window.
+    """This server has answered a stream 200 before it finds the prompt too long: it then ends
+    the stream without a word, or breaks the connection. A clear provider error, which a
+    fallback chain passes to its next provider; conversation turns fit their prompt to
+    `context_window` before sending it, so that setting should be the host's window.
 
     The broken stream leaves a dead connection in the client's pool: the next request needs
     the SDK's retry (`max_retries`, 2 by default) to reach the host."""
-    request = ChatRequest(
-        messages=[ChatMessage(role="user", content="word " * (CONTEXT_TOKENS + 100))],
-        sampling=GREEDY,
-    )
     model = await started_chat(host, max_retries=1)
     try:
         with pytest.raises(ProviderError, match=r"without a reply|broke off"):
-            await model.complete(request)
+            [chunk async for chunk in model.stream(OVER_LONG)]
         answered = await model.complete(QUESTION)
     finally:
         await model.close()
     assert answered.text, "the host still answers the next request"
+
+
+async def test_an_over_long_prompt_in_one_body_is_prompt_too_long(host: LlamaCppServer) -> None:
+    """Asked without `stream`, the server answers its 400 `context_length_exceeded`."""
+    model = await started_chat(host)
+    try:
+        with pytest.raises(PromptTooLong, match="maximum context length"):
+            await model.complete(OVER_LONG)
+    finally:
+        await model.close()
 
 
 async def test_a_wrong_key_is_our_credentials_refused_and_never_shown(

@@ -10,7 +10,8 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from genai_service.inference.base import (
     ChatChunk,
     ChatMessage,
     ChatRequest,
+    ChatResult,
     ForcedTool,
     GenerationTimeout,
     JsonOutput,
@@ -39,6 +41,7 @@ from genai_service.inference.base import (
     ToolCall,
     TopLogprob,
     Usage,
+    collect,
 )
 from genai_service.inference.embeddings import RemoteEmbeddingModel
 from genai_service.inference.openai_compatible.chat_model import OpenAICompatibleChatModel
@@ -161,6 +164,65 @@ STREAMS: dict[str, list[dict[str, Any] | str]] = {
 }
 
 
+def folded_chat(events: list[dict[str, Any] | str]) -> dict[str, Any]:
+    """A scenario's reply in one body, as a server answers a request without `stream`."""
+    chunks = [event for event in events if isinstance(event, dict)]
+    content = ""
+    calls: dict[int, dict[str, Any]] = {}
+    logprobs: list[dict[str, Any]] = []
+    finish = None
+    for event in chunks:
+        for choice in event["choices"]:
+            delta = choice["delta"]
+            content += delta.get("content") or ""
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                whole = calls.setdefault(
+                    call["index"],
+                    {"id": call.get("id"), "type": "function", "function": {"arguments": ""}},
+                )
+                whole["function"].setdefault("name", function.get("name"))
+                whole["function"]["arguments"] += function.get("arguments") or ""
+            logprobs += (choice.get("logprobs") or {}).get("content") or []
+            finish = choice.get("finish_reason") or finish
+    message: dict[str, Any] = {"role": "assistant", "content": content or None}
+    if calls:
+        message["tool_calls"] = [calls[index] for index in sorted(calls)]
+    usage = next((event["usage"] for event in chunks if event.get("usage")), None)
+    first = {key: value for key, value in chunks[0].items() if key not in {"choices", "usage"}}
+    return {
+        **first,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish,
+                "logprobs": {"content": logprobs} if logprobs else None,
+            }
+        ],
+        **({"usage": usage} if usage else {}),
+    }
+
+
+def folded_completion(events: list[dict[str, Any] | str]) -> dict[str, Any]:
+    """A legacy completion's stream in one body."""
+    chunks = [event for event in events if isinstance(event, dict)]
+    choices = [choice for event in chunks for choice in event["choices"]]
+    return {
+        **{key: value for key, value in chunks[0].items() if key != "choices"},
+        "choices": [
+            {
+                "index": 0,
+                "text": "".join(choice["text"] for choice in choices),
+                "finish_reason": choices[-1]["finish_reason"],
+                "logprobs": choices[0]["logprobs"],
+            }
+        ],
+        "usage": next(event["usage"] for event in chunks if event.get("usage")),
+    }
+
+
 @dataclass
 class Recorded:
     bodies: list[dict[str, Any]] = field(default_factory=list)
@@ -182,6 +244,8 @@ def scripted_app(recorded: Recorded) -> Starlette:
         if scenario == "slow":
             await asyncio.sleep(1.0)
         events = STREAMS[scenario]
+        if not body.get("stream"):
+            return JSONResponse(folded_chat(events))
 
         async def body_stream() -> AsyncIterator[str]:
             for event in events:
@@ -212,8 +276,9 @@ def scripted_app(recorded: Recorded) -> Starlette:
         )
 
     async def completions(request: Request) -> Response:
-        recorded.bodies.append(await request.json())
-        events = [
+        body = await request.json()
+        recorded.bodies.append(body)
+        events: list[dict[str, Any] | str] = [
             {
                 "id": "cmpl-1",
                 "object": "text_completion",
@@ -243,6 +308,8 @@ def scripted_app(recorded: Recorded) -> Starlette:
             {**USAGE_CHUNK, "object": "text_completion"},
             "[DONE]",
         ]
+        if not body.get("stream"):
+            return JSONResponse(folded_completion(events))
 
         async def body_stream() -> AsyncIterator[str]:
             for event in events:
@@ -310,6 +377,22 @@ def provider(base_url: str, **overrides: Any) -> ProviderSettings:
     return ProviderSettings(**(values | overrides))
 
 
+Way = Callable[[OpenAICompatibleChatModel, ChatRequest], Awaitable[ChatResult]]
+
+
+async def streamed(model: OpenAICompatibleChatModel, request: ChatRequest) -> ChatResult:
+    async with aclosing(model.stream(request)) as chunks:
+        return await collect(chunks)
+
+
+async def completed(model: OpenAICompatibleChatModel, request: ChatRequest) -> ChatResult:
+    return await model.complete(request)
+
+
+BOTH_WAYS = pytest.mark.parametrize("way", [streamed, completed], ids=["stream", "complete"])
+"""A reply asked for as a stream, and in one body (the server answers each its way)."""
+
+
 async def drain(chunks: AsyncIterator[ChatChunk], *, into: list[str]) -> None:
     async for piece in chunks:
         into.append(piece.text)
@@ -355,37 +438,44 @@ async def test_stream_yields_text_then_finish_and_the_servers_usage(
         ChatChunk(text="", finish_reason="stop", usage=Usage(prompt_tokens=5, completion_tokens=2)),
     ]
     assert (result.text, result.finish_reason, result.usage.total_tokens) == ("Hello", "stop", 7)
-    sent = server.recorded.bodies[-1]
-    assert sent["model"] == "remote-model"
-    assert sent["messages"] == [{"role": "user", "content": "Say hello"}]
-    assert sent["stream"] is True
-    assert sent["stream_options"] == {"include_usage": True}
-    assert (sent["max_tokens"], sent["temperature"], sent["stop"], sent["seed"]) == (
-        7,
-        0.0,
-        ["END"],
-        3,
-    )
-    assert server.recorded.authorizations[-1] == f"Bearer {API_KEY}"
+    streamed, completed = server.recorded.bodies[-2:]
+    assert streamed["stream"] is True
+    assert streamed["stream_options"] == {"include_usage": True}
+    assert "stream" not in completed  # the whole reply at once: one body, not a stream
+    assert "stream_options" not in completed
+    for sent in (streamed, completed):
+        assert sent["model"] == "remote-model"
+        assert sent["messages"] == [{"role": "user", "content": "Say hello"}]
+        assert (sent["max_tokens"], sent["temperature"], sent["stop"], sent["seed"]) == (
+            7,
+            0.0,
+            ["END"],
+            3,
+        )
+    assert server.recorded.authorizations[-2:] == [f"Bearer {API_KEY}"] * 2
 
 
-async def test_chunks_off_the_openai_schema_are_still_read(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_chunks_off_the_openai_schema_are_still_read(
+    server: ScriptedServer, way: Way
+) -> None:
     """Replies are validated by pydantic's compiled validators first; a chunk those reject is
     read the SDK's lenient way, so a server that works with the SDK works here."""
     model = await started_chat(server.url("loose"))
     try:
-        result = await model.complete(REQUEST)
+        result = await way(model, REQUEST)
     finally:
         await model.close()
     assert (result.text, result.finish_reason) == ("Hello", "stop")
 
 
+@BOTH_WAYS
 async def test_length_finish_and_estimated_usage_when_the_server_reports_none(
-    server: ScriptedServer,
+    server: ScriptedServer, way: Way
 ) -> None:
     model = await started_chat(server.url("no-usage"))
     try:
-        result = await model.complete(REQUEST)
+        result = await way(model, REQUEST)
     finally:
         await model.close()
     assert result.text == "abcdefgh"
@@ -395,11 +485,14 @@ async def test_length_finish_and_estimated_usage_when_the_server_reports_none(
     )
 
 
-async def test_a_stream_without_finish_reason_is_a_provider_error(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_a_reply_without_finish_reason_is_a_provider_error(
+    server: ScriptedServer, way: Way
+) -> None:
     model = await started_chat(server.url("no-finish"))
     try:
         with pytest.raises(ProviderError, match="finish reason"):
-            await model.complete(REQUEST)
+            await way(model, REQUEST)
     finally:
         await model.close()
 
@@ -570,7 +663,8 @@ WEATHER = Tool(
 )
 
 
-async def test_every_supported_field_is_passed_through(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_every_supported_field_is_passed_through(server: ScriptedServer, way: Way) -> None:
     request = ChatRequest(
         messages=[
             ChatMessage("user", "Weather?"),
@@ -597,7 +691,7 @@ async def test_every_supported_field_is_passed_through(server: ScriptedServer) -
     model = await started_chat(server.url("ok"))
     try:
         with pytest.raises(ProviderError):  # "Hello" is no JSON object: never returned as one
-            await model.complete(request)
+            await way(model, request)
     finally:
         await model.close()
     sent = server.recorded.bodies[-1]
@@ -678,42 +772,51 @@ async def test_defaults_are_not_sent(server: ScriptedServer) -> None:
         assert name not in sent
 
 
-async def test_streamed_tool_calls_come_back_as_calls(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_tool_calls_come_back_as_calls(server: ScriptedServer, way: Way) -> None:
     request = ChatRequest([ChatMessage("user", "Weather?")], tools=(WEATHER,))
     model = await started_chat(server.url("tools"))
     try:
-        result = await model.complete(request)
+        result = await way(model, request)
     finally:
         await model.close()
     assert result.finish_reason == "tool_calls"
     assert result.tool_calls == (ToolCall("call_1", "get_weather", '{"city": "Paris"}'),)
 
 
-async def test_tool_arguments_that_are_not_json_are_an_error(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_tool_arguments_that_are_not_json_are_an_error(
+    server: ScriptedServer, way: Way
+) -> None:
     model = await started_chat(server.url("bad-arguments"))
     try:
         with pytest.raises(ProviderError, match="not valid JSON"):
-            await model.complete(ChatRequest([ChatMessage("user", "x")], tools=(WEATHER,)))
+            await way(model, ChatRequest([ChatMessage("user", "x")], tools=(WEATHER,)))
     finally:
         await model.close()
 
 
-async def test_logprobs_come_back(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_logprobs_come_back(server: ScriptedServer, way: Way) -> None:
     model = await started_chat(server.url("logprobs"))
     try:
-        result = await model.complete(
-            ChatRequest([ChatMessage("user", "x")], SamplingParams(logprobs=1))
+        result = await way(
+            model, ChatRequest([ChatMessage("user", "x")], SamplingParams(logprobs=1))
         )
     finally:
         await model.close()
     assert result.logprobs == (TokenLogprob("Hi", b"Hi", -0.5, (TopLogprob("Hi", b"Hi", -0.5),)),)
 
 
-async def test_a_raw_prompt_goes_to_the_legacy_completions(server: ScriptedServer) -> None:
+@BOTH_WAYS
+async def test_a_raw_prompt_goes_to_the_legacy_completions(
+    server: ScriptedServer, way: Way
+) -> None:
     model = await started_chat(server.url("ok"))
     try:
-        result = await model.complete(
-            ChatRequest((), SamplingParams(max_tokens=1, logprobs=1), prompt="The capital is")
+        result = await way(
+            model,
+            ChatRequest((), SamplingParams(max_tokens=1, logprobs=1), prompt="The capital is"),
         )
     finally:
         await model.close()

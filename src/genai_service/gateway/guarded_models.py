@@ -34,7 +34,6 @@ from genai_service.inference.base import (
     ChatModel,
     ChatRequest,
     ChatResult,
-    collect,
 )
 from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
@@ -172,6 +171,26 @@ class AdmittedChatCall:
                 generated = math.ceil(reply_chars / CHARS_PER_TOKEN)
             await self._guarded.settle(status, prompt_tokens, generated)
 
+    async def complete(self) -> ChatResult:
+        """The model's whole reply at once; settled with its usage. A call cut short tells
+        nothing of what it used: one that failed is charged its prompt, as a failed stream
+        that sent nothing is; one cancelled (the server stopping) is charged its whole
+        reservation, since the model may have generated up to `max_tokens` meanwhile."""
+        status: CallStatus = "cancelled"
+        prompt_tokens = self._prompt_tokens
+        generated = self._request.sampling.max_tokens
+        try:
+            result = await self._model.complete(self._request)
+        except Exception:
+            status, generated = "failed", 0
+            raise
+        else:
+            status = "cancelled" if result.finish_reason == "cancelled" else "completed"
+            prompt_tokens, generated = result.usage.prompt_tokens, result.usage.completion_tokens
+            return result
+        finally:
+            await self._guarded.settle(status, prompt_tokens, generated)
+
     async def release(self) -> None:
         """Settle the call as cancelled with nothing used, unless its stream settled it."""
         await self._guarded.settle("cancelled", 0, 0)
@@ -204,8 +223,8 @@ class GuardedChatModel:
         return await self._model.count_prompt_tokens(request)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        async with aclosing(self.stream(request)) as chunks:
-            return await collect(chunks)
+        call = await self.admit(request)
+        return await call.complete()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         call = await self.admit(request)

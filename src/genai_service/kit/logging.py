@@ -22,6 +22,9 @@ _TEXT_FORMAT = (
 )
 _QUIET_LOGGERS = ("uvicorn.access",)  # replaced by our access log
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")  # at the configured level
+# An INFO line for every request the SDKs' HTTP clients send to a provider: the access log and
+# the provider errors (warnings) already tell that story. Shown at DEBUG.
+_PER_CALL_LOGGERS = ("httpx", "httpx2")
 # Their DEBUG lines carry SQL parameters (password hashes, token digests): never below INFO.
 _PARAMETER_LOGGERS = ("aiosqlite",)
 # Credentials in a query string (a WebSocket's `?token=`), as uvicorn logs request lines.
@@ -92,3 +95,5 @@ def configure_logging(*, level: str, json_lines: bool, stream: TextIO = sys.stde
         logging.getLogger(name).disabled = True
     for name in _PARAMETER_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, threshold))
+    for name in _PER_CALL_LOGGERS:
+        logging.getLogger(name).setLevel(threshold if threshold < logging.INFO else logging.WARNING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import aiohttp
 import httpx2
 import openai
 from loguru import logger
@@ -37,6 +38,22 @@ UPSTREAM_CONNECTION_LIMITS = httpx2.Limits(
 """The SDK's default pool sizes, with idle connections kept `IDLE_CONNECTION_SECONDS`."""
 _CONTEXT_LENGTH_CODES = {"context_length_exceeded", "context-length-exceeded"}
 _CONTEXT_LENGTH_PHRASES = ("context length", "context window", "maximum context", "too many tokens")
+
+
+def _timed_out(exc: openai.OpenAIError) -> bool:
+    """Whether the SDK's error is a timeout. The SDK's aiohttp transport reports every
+    connection error as a timeout (a refused connection too); the aiohttp error it wraps tells
+    which it was."""
+    if not isinstance(exc, openai.APITimeoutError):
+        return False
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, TimeoutError):  # aiohttp's read and connect timeouts included
+            return True
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def estimate_tokens(text: str) -> int:
@@ -77,7 +94,7 @@ class OpenAICompatibleEndpoint:
                 api_key=api_key,
                 timeout=self._settings.timeout,
                 max_retries=self._settings.max_retries,
-                http_client=openai.DefaultAsyncHttpxClient(limits=UPSTREAM_CONNECTION_LIMITS),
+                http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_CONNECTION_LIMITS),
             )
         except openai.OpenAIError as exc:
             raise ValueError(f"model {self.name!r}: {exc}") from exc
@@ -108,7 +125,7 @@ class OpenAICompatibleEndpoint:
         message = self._upstream_message(exc)
         logger.warning("model {!r}: provider error {}: {}", self.name, type(exc).__name__, message)
         prefix = f"model {self.name!r}"
-        if isinstance(exc, openai.APITimeoutError):
+        if _timed_out(exc):
             if during_reply:
                 return GenerationTimeout(f"{prefix}: the provider stopped sending the reply")
             return GenerationTimeout(f"{prefix}: the provider did not answer in time")

@@ -41,45 +41,23 @@ def message_param(message: ChatMessage) -> ChatCompletionMessageParam:
     return {"role": "assistant", "content": message.content}
 
 
-def request_options(request: ChatRequest) -> dict[str, Any]:
-    """The fields of a chat-completion request for `request`, each only when it differs from
-    the upstream's default, so servers that do not know a field are not sent it needlessly.
-    vLLM's extension fields (`top_k`, `min_p`, `repetition_penalty`) go in the extra body."""
-    sampling = request.sampling
-    options: dict[str, Any] = {
-        "max_tokens": sampling.max_tokens,
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
+STREAM_OPTIONS = {"include_usage": True}
+"""Asked of every stream: the usage comes in a last chunk."""
+
+
+def chat_body(model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """The JSON body of an upstream chat-completion request for `request`."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [message_param(m) for m in request.messages],
+        **sampling_fields(request),
     }
-    if sampling.stop:
-        options["stop"] = list(sampling.stop)
-    if sampling.seed is not None:
-        options["seed"] = sampling.seed
-    if sampling.presence_penalty:
-        options["presence_penalty"] = sampling.presence_penalty
-    if sampling.frequency_penalty:
-        options["frequency_penalty"] = sampling.frequency_penalty
-    if sampling.logit_bias:
-        options["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
-    if sampling.logprobs is not None:
-        options["logprobs"] = True
-        if sampling.logprobs:
-            options["top_logprobs"] = sampling.logprobs
-    extra = {
-        name: value
-        for name, value, neutral in (
-            ("top_k", sampling.top_k, 0),
-            ("min_p", sampling.min_p, 0.0),
-            ("repetition_penalty", sampling.repetition_penalty, 1.0),
-        )
-        if value != neutral
-    }
-    if extra:
-        options["extra_body"] = extra
+    if stream:
+        body |= {"stream": True, "stream_options": STREAM_OPTIONS}
     if request.response_format is not None:
-        options["response_format"] = _response_format(request.response_format)
+        body["response_format"] = _response_format(request.response_format)
     if request.tools:
-        options["tools"] = [
+        body["tools"] = [
             {
                 "type": "function",
                 "function": {
@@ -91,14 +69,61 @@ def request_options(request: ChatRequest) -> dict[str, Any]:
             for tool in request.tools
         ]
         choice = request.tool_choice
-        options["tool_choice"] = (
+        body["tool_choice"] = (
             {"type": "function", "function": {"name": choice.name}}
             if isinstance(choice, ForcedTool)
             else choice
         )
         if not request.parallel_tool_calls:
-            options["parallel_tool_calls"] = False
-    return options
+            body["parallel_tool_calls"] = False
+    if request.sampling.logprobs is not None:
+        body["logprobs"] = True
+        if request.sampling.logprobs:
+            body["top_logprobs"] = request.sampling.logprobs
+    return body
+
+
+def completion_body(
+    model: str, request: ChatRequest, prompt: str | list[int], *, stream: bool
+) -> dict[str, Any]:
+    """The JSON body of an upstream legacy completion (`/v1/completions`): a raw prompt."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt, **sampling_fields(request)}
+    if stream:
+        body |= {"stream": True, "stream_options": STREAM_OPTIONS}
+    if request.sampling.logprobs is not None:
+        body["logprobs"] = request.sampling.logprobs
+    return body
+
+
+def sampling_fields(request: ChatRequest) -> dict[str, Any]:
+    """The sampling fields of `request`, each only when it differs from the upstream's default,
+    so servers that do not know a field are not sent it needlessly. vLLM's extension fields
+    (`top_k`, `min_p`, `repetition_penalty`) are among them, at the top level as vLLM reads
+    them."""
+    sampling = request.sampling
+    fields: dict[str, Any] = {
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+    }
+    if sampling.stop:
+        fields["stop"] = list(sampling.stop)
+    if sampling.seed is not None:
+        fields["seed"] = sampling.seed
+    if sampling.presence_penalty:
+        fields["presence_penalty"] = sampling.presence_penalty
+    if sampling.frequency_penalty:
+        fields["frequency_penalty"] = sampling.frequency_penalty
+    if sampling.logit_bias:
+        fields["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+    for name, value, neutral in (
+        ("top_k", sampling.top_k, 0),
+        ("min_p", sampling.min_p, 0.0),
+        ("repetition_penalty", sampling.repetition_penalty, 1.0),
+    ):
+        if value != neutral:
+            fields[name] = value
+    return fields
 
 
 def _response_format(output: JsonOutput) -> dict[str, Any]:
