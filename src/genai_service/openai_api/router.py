@@ -11,7 +11,6 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from loguru import logger
 from pydantic import BaseModel
 
-from genai_service.auth.dependencies import get_model_caller
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
 from genai_service.kit.errors import AppError
@@ -28,9 +27,10 @@ from genai_service.openai_api.service import OpenAIService
 from genai_service.runtime import SettingsDep
 
 # Any caller, the anonymous user included when anonymous mode is on; an API key works as
-# `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does. The caller is checked
-# before the model runs, in a session that is closed by then.
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_model_caller)])
+# `Authorization: Bearer gsk_...`, so the `openai` client's `api_key` does. Every route's service
+# takes the caller (`ModelRouteCaller`), checked before the model runs, in a session that is
+# closed by then.
+router = APIRouter(prefix="/v1", tags=["openai"])
 
 STREAM_DONE = format_sse_event(data_str="[DONE]")
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
