@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -72,10 +73,15 @@ CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
 
 async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     """The chunks, then `[DONE]`. A call that fails once its stream has begun (the status line
-    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise."""
+    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise.
+
+    Other tasks get a turn after each chunk: a reply whose chunks are all ready at once (a
+    remote server sends several in one read) is otherwise written in one go, while every other
+    request waits."""
     try:
         async for chunk in chunks:
             yield format_sse_event(data_str=chunk.model_dump_json())
+            await asyncio.sleep(0)
     except AppError as error:
         logger.warning("{} failed mid-stream: {}", type(error).__name__, error.detail)
         yield format_sse_event(data_str=json.dumps(openai_error_of(error)))
