@@ -3,14 +3,17 @@ load sent straight to the upstream.
 
 The upstream (bench/fake_upstream.py) answers at once, so whatever genai-service adds —
 authenticating the API key, validating the body, the guards and the accounting, calling the
-upstream, re-encoding its reply — is the whole difference. One genai-service worker process is
+upstream, re-encoding its reply — is the whole difference. A third arm, bench/bare_proxy.py, is
+the least a FastAPI server forwarding through the same SDK and transport does: the floor under
+genai-service's own cost, on the same core. One genai-service worker process is
 pinned to one core; the load client and the upstream share the other, so the server's core is
 its own. Rounds alternate between straight and through, so a change in the machine's load falls
 on both; each figure is the median over the rounds.
 
-Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight
-and through, the added p50, and genai-service's CPU milliseconds per request (user + system time
-of its process over the requests it served). Streamed chat (16 chunks): the time to the first
+Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight,
+through and through the bare proxy, the added p50 of both, genai-service's and the bare proxy's
+CPU milliseconds per request (user + system time of the process over the requests it served),
+and genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the first
 content chunk straight and through, and the time added, at concurrency 1 and 8.
 Run: `python -m bench.web_tier`.
 """
@@ -54,6 +57,17 @@ def _upstream() -> Iterator[str]:
     args += ["--log-level", "warning", "--no-access-log"]
     with process(args, f"http://127.0.0.1:{port}/healthz", os.environ.copy(), CLIENT_CORES):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def _bare_proxy(upstream: str) -> Iterator[tuple[str, int]]:
+    """bench/bare_proxy.py on the server's core: its URL and pid."""
+    port = free_port()
+    args = ["-m", "uvicorn", "bench.bare_proxy:app", "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "UPSTREAM": upstream}
+    with process(args, f"http://127.0.0.1:{port}/healthz", env, SERVER_CORES) as pid:
+        yield f"http://127.0.0.1:{port}", pid
 
 
 def _service_env(root: Path, upstream: str) -> dict[str, str]:
@@ -114,30 +128,39 @@ def _first_chunk(client: KeepAliveClient) -> Send:
     return send
 
 
-async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Figures:
+async def _measure(
+    upstream: str, service: str, key: str, server_pid: int, bare: str, bare_pid: int
+) -> Figures:
     figures = Figures()
     auth = {"Authorization": f"Bearer {key}"}
     largest = max(CONCURRENCIES)
     async with (
         KeepAliveClient(upstream, connections=largest) as straight,
         KeepAliveClient(service, connections=largest, headers=auth) as through,
+        KeepAliveClient(bare, connections=largest) as bare_proxy,
     ):
         for client in (straight, through):
             await run_at(_latency(client), WARMUP_REQUESTS, 8)
             await run_at(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
+        await run_at(_latency(bare_proxy), WARMUP_REQUESTS, 8)
+        arms = (
+            ("straight", straight, None),
+            ("through", through, server_pid),
+            ("bare", bare_proxy, bare_pid),
+        )
         for _ in range(ROUNDS):
             for concurrency in CONCURRENCIES:
                 requests = REQUESTS[concurrency]
-                for name, client in (("straight", straight), ("through", through)):
-                    cpu_before = cpu_seconds(server_pid)
+                for name, client, pid in arms:
+                    cpu_before = cpu_seconds(pid) if pid else 0.0
                     latencies, wall = await run_at(_latency(client), requests, concurrency)
-                    cpu = cpu_seconds(server_pid) - cpu_before
                     tag = f"{name}_c{concurrency}"
                     figures.add(f"{tag}_rps", requests / wall)
                     figures.add(f"{tag}_p50", percentile(latencies, 50))
                     figures.add(f"{tag}_p99", percentile(latencies, 99))
-                    if name == "through":
-                        figures.add(f"cpu_ms_c{concurrency}", cpu * 1000 / requests)
+                    if pid:
+                        cpu = cpu_seconds(pid) - cpu_before
+                        figures.add(f"{name}_cpu_ms_c{concurrency}", cpu * 1000 / requests)
             for concurrency in STREAM_CONCURRENCIES:
                 requests = STREAM_REQUESTS[concurrency]
                 for name, client in (("straight", straight), ("through", through)):
@@ -149,19 +172,30 @@ async def _measure(upstream: str, service: str, key: str, server_pid: int) -> Fi
 def main() -> None:
     print(f"load_average_before {load_average()}")
     os.sched_setaffinity(0, CLIENT_CORES)
-    with _upstream() as upstream, _service(upstream) as (service, key, server_pid):
-        figures = asyncio.run(_measure(upstream, service, key, server_pid))
+    with (
+        _upstream() as upstream,
+        _service(upstream) as (service, key, server_pid),
+        _bare_proxy(upstream) as (bare, bare_pid),
+    ):
+        figures = asyncio.run(_measure(upstream, service, key, server_pid, bare, bare_pid))
     for concurrency in CONCURRENCIES:
-        for name in ("straight", "through"):
+        for name in ("straight", "through", "bare"):
             tag = f"{name}_c{concurrency}"
             print(f"chat_{tag}_requests_per_s {figures.median(f'{tag}_rps'):.0f}")
             print(f"chat_{tag}_p50_ms {figures.median(f'{tag}_p50') * 1000:.2f}")
             print(f"chat_{tag}_p99_ms {figures.median(f'{tag}_p99') * 1000:.2f}")
-        added = figures.median(f"through_c{concurrency}_p50")
-        added -= figures.median(f"straight_c{concurrency}_p50")
+        straight = figures.median(f"straight_c{concurrency}_p50")
+        added = figures.median(f"through_c{concurrency}_p50") - straight
         print(f"chat_added_p50_ms_c{concurrency} {added * 1000:.2f}")
-        cpu_ms = figures.median(f"cpu_ms_c{concurrency}")
+        bare_added = figures.median(f"bare_c{concurrency}_p50") - straight
+        print(f"chat_bare_added_p50_ms_c{concurrency} {bare_added * 1000:.2f}")
+        cpu_ms = figures.median(f"through_cpu_ms_c{concurrency}")
         print(f"server_cpu_ms_per_request_c{concurrency} {cpu_ms:.2f}")
+        bare_cpu_ms = figures.median(f"bare_cpu_ms_c{concurrency}")
+        print(f"bare_proxy_cpu_ms_per_request_c{concurrency} {bare_cpu_ms:.2f}")
+        ratio = figures.median(f"through_c{concurrency}_rps")
+        ratio /= figures.median(f"bare_c{concurrency}_rps")
+        print(f"chat_through_over_bare_requests_per_s_c{concurrency} {ratio:.2f}")
     for concurrency in STREAM_CONCURRENCIES:
         straight = figures.median(f"straight_ttfc_c{concurrency}") * 1000
         through = figures.median(f"through_ttfc_c{concurrency}") * 1000
