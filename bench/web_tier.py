@@ -13,8 +13,8 @@ on both; each figure is the median over the rounds.
 Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight,
 through and through the bare proxy, the added p50 of both, genai-service's and the bare proxy's
 CPU milliseconds per request (user + system time of the process over the requests it served),
-and genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the first
-content chunk straight and through, and the time added, at concurrency 1 and 8.
+and genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the
+first content chunk straight and through, and the time added, at concurrency 1 and 8.
 Run: `python -m bench.web_tier`.
 """
 
