@@ -6,24 +6,17 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from genai_service.auth.dependencies import (
-    Credential,
-    CurrentPrincipal,
-    verify_outside_request_session,
-)
+from genai_service.auth.dependencies import CurrentPrincipal, ModelPrincipal
 from genai_service.gateway.caller import Caller
-from genai_service.runtime import RuntimeDep
 
 
 async def get_caller(principal: CurrentPrincipal) -> Caller:
     return Caller.of(principal)
 
 
-async def get_model_route_caller(runtime: RuntimeDep, credential: Credential) -> Caller:
-    """For routes that run a model: checked outside the request's session (as `ModelPrincipal`
-    is). FastAPI solves a dependency's whole tree again for every route dependency that names
-    it, cached or not, so the busiest routes keep theirs shallow."""
-    return Caller.of(await verify_outside_request_session(runtime, credential))
+async def get_model_route_caller(principal: ModelPrincipal) -> Caller:
+    """For routes that run a model: checked outside the request's session (`ModelPrincipal`)."""
+    return Caller.of(principal)
 
 
 async def get_call_headers() -> dict[str, str]:

@@ -3,8 +3,9 @@
 The wrappers keep the model protocols, so the code that calls a model does not change: it gets
 the wrapper from the gateway instead of the registry. A call is admitted before the model runs
 (a refusal is raised before anything is sent) and settled in a `finally` — completed, failed,
-cancelled, or its client gone (the stream is closed) — with what it really used. Settling runs
-in a task of its own, so a cancelled request cannot cut it short.
+cancelled, or its client gone (the stream is closed) — with what it really used, as far as the
+call can tell (`AdmittedChatCall.complete` says what a reply in one body cut short is charged).
+Settling runs in a task of its own, so a cancelled request cannot cut it short.
 """
 
 from __future__ import annotations

@@ -188,7 +188,9 @@ def request_prompt_tokens(
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """A chat model. `complete` and `stream` go through the same request/response processing."""
+    """A chat model. `complete` gives the whole reply at once (a remote model asks its server
+    for one body), `stream` its pieces as they come; both apply the same request and reply
+    processing. A `complete` cut short tells its caller nothing of what it used."""
 
     @property
     def context_window(self) -> int:
@@ -276,7 +278,8 @@ class TokenIdEmbedder(Protocol):
 
 
 async def collect(chunks: AsyncIterator[ChatChunk]) -> ChatResult:
-    """Drain a stream into one result: how every provider implements `complete`."""
+    """Drain a stream into one result: how a provider whose reply comes as a stream implements
+    `complete`."""
     parts: list[str] = []
     logprobs: list[TokenLogprob] = []
     calls = ToolCallAssembler()
