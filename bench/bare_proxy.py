@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
+from genai_service.inference.openai_compatible.chat_model import AUTHENTICATED
 from genai_service.inference.openai_compatible.endpoint import UPSTREAM_CONNECTION_LIMITS
 
 client = openai.AsyncOpenAI(
@@ -50,5 +51,5 @@ async def chat(body: ChatRequest) -> ChatCompletion:
         "/chat/completions",
         cast_to=ChatCompletion,
         body=body.model_dump(exclude_none=True),
-        options={"security": {"bearer_auth": True}},
+        options=AUTHENTICATED,
     )

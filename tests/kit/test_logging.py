@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
 import pytest
 from loguru import logger
 
 from genai_service.kit.logging import configure_logging
+from tests.http_stub import QuietHandler, serving
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
+class _Ok(QuietHandler):
+    def _ok(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    do_GET = _ok  # noqa: N815 - the name http.server dispatches to
 
 
 @pytest.fixture
 def server_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/upstream"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(_Ok) as url:
+        yield f"{url}/upstream"
 
 
 @pytest.fixture

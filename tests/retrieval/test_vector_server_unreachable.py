@@ -10,9 +10,7 @@ listens, one that accepts connections and never answers, and one that refuses th
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from genai_service.retrieval.vector_store import QdrantVectorStore
 from genai_service.runtime import runtime_of
 from genai_service.settings import VectorSettings
 from tests.conftest import client_for, make_fake_models, make_settings
+from tests.http_stub import QuietHandler, serving
 
 CLIENT_TIMEOUT_S = 1.0
 
@@ -45,7 +44,7 @@ def silent_port() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-class _RejectsKey(BaseHTTPRequestHandler):
+class _RejectsKey(QuietHandler):
     """What a Qdrant server with another API key answers to every request."""
 
     def _forbidden(self) -> None:
@@ -60,21 +59,11 @@ class _RejectsKey(BaseHTTPRequestHandler):
     # the names http.server dispatches to
     do_GET = do_POST = do_PUT = do_DELETE = _forbidden  # noqa: N815
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def key_rejecting_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RejectsKey)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_RejectsKey) as url:
+        yield url
 
 
 async def _started(
