@@ -19,19 +19,25 @@ from genai_service.users.router import registration_router
 from genai_service.users.router import router as users_router
 from genai_service.web_ui.router import router as web_ui_router
 
-api_router = APIRouter()
-api_router.include_router(health_router)
-api_router.include_router(chat_router)
-api_router.include_router(openai_router)
-api_router.include_router(responses_router)
-api_router.include_router(registration_router)
-api_router.include_router(auth_router)
-api_router.include_router(users_router)
-api_router.include_router(api_keys_router)
-api_router.include_router(limits_router)
-api_router.include_router(usage_router)
-api_router.include_router(conversations_router)
-api_router.include_router(generations_router)
-api_router.include_router(documents_router)
-api_router.include_router(search_router)
-api_router.include_router(web_ui_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    # The model routes first: each request is matched against the routers in turn, and these
+    # carry the most traffic.
+    openai_router,
+    responses_router,
+    health_router,
+    chat_router,
+    registration_router,
+    auth_router,
+    users_router,
+    api_keys_router,
+    limits_router,
+    usage_router,
+    conversations_router,
+    generations_router,
+    documents_router,
+    search_router,
+    web_ui_router,
+)
+"""Every domain router, in the order requests are matched against them. They are included in the
+app one by one rather than through a router of routers: FastAPI walks each level of nesting on
+every request."""

@@ -12,7 +12,8 @@ from starlette.types import Lifespan
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from genai_service import __version__
-from genai_service.api import api_router
+from genai_service.api import ROUTERS
+from genai_service.auth.dependencies import document_password_flow
 from genai_service.composition import open_runtime
 from genai_service.generations.sse import GENERATION_ID_HEADER
 from genai_service.guards.rate_limits.headers import RATE_LIMIT_HEADERS, RETRY_AFTER_MS
@@ -124,7 +125,8 @@ def create_app(settings: Settings | None = None, *, models: ModelRegistry | None
     app.add_middleware(RequestIdMiddleware)
     # Outermost: the client's address and scheme, believed from trusted proxies only.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.http.forwarded_allow_ips)
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(metrics_router(metrics))
-    app.include_router(api_router)
-    install_error_responses(app)
+    install_error_responses(app, document_password_flow)
     return app

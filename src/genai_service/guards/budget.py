@@ -45,6 +45,7 @@ from genai_service.guards.limits import LimitsSource
 from genai_service.guards.periods import Periods
 from genai_service.guards.usage_repository import LedgerEntry, UsageRepository
 from genai_service.kit.db import utcnow
+from genai_service.kit.random_ids import random_uuid
 from genai_service.models.usage import UsageStatus
 from genai_service.settings import LimitsSettings
 
@@ -164,7 +165,7 @@ class BudgetGuard:
         periods = Periods.at(now)
         checks = counter_checks(call.caller, in_force, periods)
         held = Held(
-            id=uuid.uuid4(),
+            id=random_uuid(),
             user_id=call.caller.user_id,
             api_key_id=call.caller.api_key_id,
             day=periods.day,
@@ -236,7 +237,7 @@ class BudgetGuard:
                 return drawn
             row = replace(
                 held,
-                id=uuid.uuid4(),
+                id=random_uuid(),
                 tokens=size,
                 prompt_tokens=0,
                 model=ALLOTMENT_MODEL,

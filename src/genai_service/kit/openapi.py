@@ -122,13 +122,17 @@ def document_error_responses(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def install_error_responses(app: FastAPI) -> None:
-    """Make `app.openapi()` (and `/openapi.json`) document the error responses."""
+def install_error_responses(app: FastAPI, *edits: Callable[[dict[str, Any]], None]) -> None:
+    """Make `app.openapi()` (and `/openapi.json`) document the error responses, then make
+    `edits` (other modules' additions) to the document, once."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_error_responses(build())
+            document = document_error_responses(build())
+            for edit in edits:
+                edit(document)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the document

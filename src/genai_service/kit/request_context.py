@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
 from contextvars import ContextVar
 
 from starlette.requests import HTTPConnection
+
+from genai_service.kit.random_ids import random_hex
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -17,7 +18,7 @@ current_request_id: ContextVar[str | None] = ContextVar("request_id", default=No
 def accept_or_generate(client_value: str | None) -> str:
     if client_value and _SANE_REQUEST_ID.fullmatch(client_value):
         return client_value
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def request_id_of(connection: HTTPConnection) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 
 from genai_service.gateway.caller import Caller
@@ -21,12 +20,13 @@ from genai_service.inference.base import (
     prime_all,
 )
 from genai_service.kit.async_iterators import merged
+from genai_service.kit.random_ids import random_hex
 from genai_service.openai_api import chat_schemas as schemas
 from genai_service.openai_api.chat_request import for_choice, to_chat_request
 
 
 def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{random_hex()}"
 
 
 def finish_reason(reason: FinishReason) -> schemas.FinishReason:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 
 from genai_service.gateway.caller import Caller
@@ -20,6 +19,7 @@ from genai_service.inference.base import (
     prime_all,
 )
 from genai_service.kit.async_iterators import merged
+from genai_service.kit.random_ids import random_hex
 from genai_service.openai_api.chat_schemas import CompletionUsage
 from genai_service.openai_api.completion_schemas import (
     DEFAULT_MAX_TOKENS,
@@ -99,7 +99,7 @@ class CompletionService:
         requests = _requests(body)
         results = await asyncio.gather(*(model.complete(request) for request in requests))
         return Completion(
-            id=f"cmpl-{uuid.uuid4().hex}",
+            id=f"cmpl-{random_hex()}",
             created=int(time.time()),
             model=name,
             choices=[
@@ -135,7 +135,7 @@ class CompletionService:
         streams: list[AsyncIterator[ChatChunk]],
         body: CompletionCreate,
     ) -> AsyncIterator[Completion]:
-        completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        completion_id, created = f"cmpl-{random_hex()}", int(time.time())
 
         def chunk(
             choices: list[CompletionChoice], usage: CompletionUsage | None = None

@@ -79,10 +79,11 @@ async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
 
     Other tasks get a turn after each chunk: a reply whose chunks are all ready at once (a
     remote server sends several in one read) is otherwise written in one go, while every other
-    request waits."""
+    request waits. A chunk's JSON has no line break, so it is the one `data:` line of its
+    event, written as is."""
     try:
         async for chunk in chunks:
-            yield format_sse_event(data_str=chunk.model_dump_json())
+            yield b"data: %s\n\n" % chunk.model_dump_json().encode()
             await asyncio.sleep(0)
     except AppError as error:
         logger.warning("{} failed mid-stream: {}", type(error).__name__, error.detail)

@@ -39,6 +39,7 @@ from genai_service.guards.rate_limits.storage import (
     Verdict,
     Window,
 )
+from genai_service.kit.random_ids import random_hex
 from genai_service.settings import Limits
 
 PERIOD_SECONDS = 60.0
@@ -189,7 +190,7 @@ class RateLimitGuard:
         impossible = holds.never_fitting()
         if impossible is not None:
             raise _never_fits(impossible)
-        hold = uuid.uuid4().hex
+        hold = random_hex()
         verdict = await self.storage.acquire(
             hold,
             [counted.window for counted in holds.windows],
