@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 
 from genai_service.kit.random_ids import random_hex, random_uuid
@@ -15,6 +16,13 @@ def test_ids_are_well_formed_and_distinct() -> None:
     uuids = [random_uuid() for _ in range(1_000)]
     assert {value.version for value in uuids} == {4}
     assert len(set(uuids)) == len(uuids)
+
+
+def test_seeding_the_shared_generator_does_not_repeat_ids() -> None:
+    random.seed(7)
+    first = random_hex(), random_uuid()
+    random.seed(7)
+    assert (random_hex(), random_uuid()) != first
 
 
 def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
