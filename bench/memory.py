@@ -27,9 +27,13 @@ TEXTS = [f"Paragraph {index} of a long report on lighthouses, " * 12 for index i
 
 
 def _encoder_pid(web_pid: int) -> int:
-    """The embedding model's process: the web process's child that runs the encoder."""
+    """The embedding model's process: the web process's child that runs the encoder (spawned by
+    multiprocessing; its resource tracker, also a child, is not it)."""
     for pid in children(web_pid):
-        if "multiprocessing" in command_line(pid) or "genai_service" in command_line(pid):
+        command = command_line(pid)
+        if "resource_tracker" not in command and (
+            "spawn_main" in command or "genai_service" in command
+        ):
             return pid
     raise RuntimeError("the encoder process was not found")
 
