@@ -89,7 +89,7 @@ def access_token_codec(settings: Settings) -> AccessTokenCodec:
 
 def document_password_flow(document: dict[str, Any]) -> None:
     """Offer the password flow (`TOKEN_URL`) in the docs wherever a bearer credential is taken."""
-    security = {bearer_credential.scheme_name: list[str]()}
+    security: dict[str, list[str]] = {bearer_credential.scheme_name: []}
     operations = (op for path in document.get("paths", {}).values() for op in path.values())
     for operation in operations:
         if security in operation.get("security", []):

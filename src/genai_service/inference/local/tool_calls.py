@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from loguru import logger
 
 from genai_service.inference.base import ChatMessage, ChatRequest, ForcedTool, Tool, ToolCall
+from genai_service.kit.random_ids import random_hex
 
 CALLS_KEY = "tool_calls"
 ANSWER_KEY = "response"
@@ -123,7 +123,7 @@ def parse_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
         return text, ()
     return "", tuple(
         ToolCall(
-            id=f"call_{uuid.uuid4().hex[:24]}",
+            id=f"call_{random_hex()[:24]}",
             name=call["name"],
             arguments=json.dumps(call["arguments"], ensure_ascii=False),
         )

@@ -11,11 +11,11 @@ whose arguments may still come in fragments, when the reply ends.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from genai_service.inference.base import ChatChunk, FinishReason, TokenLogprob, ToolCallDelta, Usage
+from genai_service.kit.random_ids import random_hex
 from genai_service.openai_api.responses.events import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
@@ -44,7 +44,7 @@ from genai_service.openai_api.responses.objects import (
 
 
 def response_id() -> str:
-    return f"resp_{uuid.uuid4().hex}"
+    return f"resp_{random_hex()}"
 
 
 def _logprob_read(entry: TokenLogprob) -> TokenLogprobRead:
@@ -72,7 +72,7 @@ def _delta_logprobs(entries: Sequence[TokenLogprob]) -> list[DeltaLogprob]:
 
 @dataclass
 class _MessageDraft:
-    id: str = field(default_factory=lambda: f"msg_{uuid.uuid4().hex}")
+    id: str = field(default_factory=lambda: f"msg_{random_hex()}")
     parts: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     status: ItemStatus = "in_progress"
@@ -90,7 +90,7 @@ class _MessageDraft:
 class _CallDraft:
     call_id: str
     name: str
-    id: str = field(default_factory=lambda: f"fc_{uuid.uuid4().hex}")
+    id: str = field(default_factory=lambda: f"fc_{random_hex()}")
     arguments: list[str] = field(default_factory=list)
     status: ItemStatus = "in_progress"
 
@@ -182,7 +182,7 @@ class ResponseWriter:
         if index is None:
             events += self._close_messages("completed")
             call = _CallDraft(
-                call_id=delta.id or f"call_{uuid.uuid4().hex[:24]}", name=delta.name or ""
+                call_id=delta.id or f"call_{random_hex()[:24]}", name=delta.name or ""
             )
             self._items.append(call)
             index = self._calls[delta.index] = len(self._items) - 1
