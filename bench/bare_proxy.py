@@ -1,20 +1,24 @@
-"""The least a FastAPI server does to forward `/v1/chat/completions` through the OpenAI SDK:
-for bench.web_tier, the floor under what genai-service itself adds.
+"""A plain FastAPI server forwarding `/v1/chat/completions` through the OpenAI SDK, the SDK used
+as its documentation shows: for bench.web_tier, the yardstick for what genai-service adds on top
+of FastAPI and the SDK.
 
-One route; a body model of the three fields the benchmark sends; the body sent on as it came,
-with the SDK's `client.post` over the transport genai-service uses (aiohttp, the same
-connection limits); the parsed reply returned. No authentication, guards, accounting,
-middleware or access log. `UPSTREAM` is the upstream's base URL.
+One route; a body model of the fields the benchmark sends; the body sent on as it came, with
+the SDK's `client.post` over the transport genai-service uses (aiohttp, the same connection
+limits); the parsed reply returned, or with `"stream": true` each parsed chunk written as one
+server-sent event as it comes, then `[DONE]`. No authentication, guards, accounting, middleware
+or access log. `UPSTREAM` is the upstream's base URL.
 Run: `UPSTREAM=http://127.0.0.1:8100 python -m uvicorn bench.bare_proxy:app`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
 import openai
 from fastapi import FastAPI
-from openai.types.chat import ChatCompletion
+from fastapi.sse import EventSourceResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
 from genai_service.inference.openai_compatible.chat_model import AUTHENTICATED
@@ -38,6 +42,7 @@ class ChatRequest(BaseModel):
     model: str
     messages: list[Message]
     max_tokens: int | None = None
+    stream: bool = False
 
 
 @app.get("/healthz")
@@ -45,11 +50,28 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.post("/v1/chat/completions")
-async def chat(body: ChatRequest) -> ChatCompletion:
-    return await client.post(
+@app.post("/v1/chat/completions", response_model=ChatCompletion)
+async def chat(body: ChatRequest) -> ChatCompletion | EventSourceResponse:
+    if not body.stream:
+        return await client.post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            body=body.model_dump(exclude_none=True),
+            options=AUTHENTICATED,
+        )
+    chunks = await client.post(
         "/chat/completions",
-        cast_to=ChatCompletion,
+        cast_to=ChatCompletionChunk,
         body=body.model_dump(exclude_none=True),
         options=AUTHENTICATED,
+        stream=True,
+        stream_cls=openai.AsyncStream[ChatCompletionChunk],
     )
+    return EventSourceResponse(_events(chunks))
+
+
+async def _events(chunks: openai.AsyncStream[ChatCompletionChunk]) -> AsyncIterator[bytes]:
+    async with chunks:
+        async for chunk in chunks:
+            yield b"data: %s\n\n" % chunk.model_dump_json().encode()
+    yield b"data: [DONE]\n\n"

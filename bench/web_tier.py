@@ -4,17 +4,19 @@ load sent straight to the upstream.
 The upstream (bench/fake_upstream.py) answers at once, so whatever genai-service adds —
 authenticating the API key, validating the body, the guards and the accounting, calling the
 upstream, re-encoding its reply — is the whole difference. A third arm, bench/bare_proxy.py, is
-the least a FastAPI server forwarding through the same SDK and transport does: the floor under
-genai-service's own cost, on the same core. One genai-service worker process is
-pinned to one core; the load client and the upstream share the other, so the server's core is
-its own. Rounds alternate between straight and through, so a change in the machine's load falls
-on both; each figure is the median over the rounds.
+a plain FastAPI server forwarding through the same SDK and transport, the SDK used as its
+documentation shows, on the same core: the yardstick for what genai-service adds on top of
+FastAPI and the SDK. One genai-service worker process is pinned to one core; the load client and
+the upstream share the other, so the server's core is its own. Rounds alternate between straight
+and through, so a change in the machine's load falls on both; each figure is the median over the
+rounds.
 
 Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight,
 through and through the bare proxy, the added p50 of both, genai-service's and the bare proxy's
 CPU milliseconds per request (user + system time of the process over the requests it served),
 and genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the
-first content chunk straight and through, and the time added, at concurrency 1 and 8.
+first content chunk straight, through and through the bare proxy, the time both add, and the CPU
+milliseconds per streamed request of both, at concurrency 1 and 8.
 Run: `python -m bench.web_tier`.
 """
 
@@ -143,6 +145,7 @@ async def _measure(
             await run_at(_latency(client), WARMUP_REQUESTS, 8)
             await run_at(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
         await run_at(_latency(bare_proxy), WARMUP_REQUESTS, 8)
+        await run_at(_first_chunk(bare_proxy), WARMUP_REQUESTS // 5, 8)
         arms = (
             ("straight", straight, None),
             ("through", through, server_pid),
@@ -163,9 +166,13 @@ async def _measure(
                         figures.add(f"{name}_cpu_ms_c{concurrency}", cpu * 1000 / requests)
             for concurrency in STREAM_CONCURRENCIES:
                 requests = STREAM_REQUESTS[concurrency]
-                for name, client in (("straight", straight), ("through", through)):
+                for name, client, pid in arms:
+                    cpu_before = cpu_seconds(pid) if pid else 0.0
                     firsts, _ = await run_at(_first_chunk(client), requests, concurrency)
                     figures.add(f"{name}_ttfc_c{concurrency}", percentile(firsts, 50))
+                    if pid:
+                        cpu = cpu_seconds(pid) - cpu_before
+                        figures.add(f"{name}_stream_cpu_ms_c{concurrency}", cpu * 1000 / requests)
     return figures
 
 
@@ -199,9 +206,16 @@ def main() -> None:
     for concurrency in STREAM_CONCURRENCIES:
         straight = figures.median(f"straight_ttfc_c{concurrency}") * 1000
         through = figures.median(f"through_ttfc_c{concurrency}") * 1000
+        bare_first = figures.median(f"bare_ttfc_c{concurrency}") * 1000
         print(f"stream_straight_first_chunk_ms_c{concurrency} {straight:.2f}")
         print(f"stream_through_first_chunk_ms_c{concurrency} {through:.2f}")
+        print(f"stream_bare_first_chunk_ms_c{concurrency} {bare_first:.2f}")
         print(f"stream_added_first_chunk_ms_c{concurrency} {through - straight:.2f}")
+        print(f"stream_bare_added_first_chunk_ms_c{concurrency} {bare_first - straight:.2f}")
+        cpu_ms = figures.median(f"through_stream_cpu_ms_c{concurrency}")
+        print(f"server_cpu_ms_per_stream_c{concurrency} {cpu_ms:.2f}")
+        bare_cpu_ms = figures.median(f"bare_stream_cpu_ms_c{concurrency}")
+        print(f"bare_proxy_cpu_ms_per_stream_c{concurrency} {bare_cpu_ms:.2f}")
     print(f"load_average_after {load_average()}")
 
 

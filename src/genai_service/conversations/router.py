@@ -24,7 +24,8 @@ from genai_service.conversations.schemas import (
 from genai_service.conversations.websocket import router as websocket_router
 from genai_service.gateway.dependencies import ModelRouteCaller
 from genai_service.generations.dependencies import EventLogDep
-from genai_service.generations.sse import GENERATION_ID_HEADER, NO_BUFFERING, sse_stream
+from genai_service.generations.sse import GENERATION_ID_HEADER, sse_stream
+from genai_service.kit.event_streams import NO_BUFFERING
 from genai_service.kit.pagination import Page, PaginationDep
 from genai_service.runtime import SettingsDep
 

@@ -11,7 +11,8 @@ from fastapi.sse import EventSourceResponse
 from genai_service.auth.dependencies import CurrentUser, ModelCaller
 from genai_service.generations.dependencies import GenerationServiceDep
 from genai_service.generations.schemas import GenerationRead
-from genai_service.generations.sse import NO_BUFFERING, sse_stream
+from genai_service.generations.sse import sse_stream
+from genai_service.kit.event_streams import NO_BUFFERING
 from genai_service.runtime import SettingsDep
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])

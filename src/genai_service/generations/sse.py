@@ -13,7 +13,6 @@ from genai_service.kit.async_iterators import close_iterator
 from genai_service.kit.errors import AppError
 from genai_service.kit.problems import PROBLEM_TYPE_PREFIX
 
-NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 GENERATION_ID_HEADER = "X-Generation-ID"
 
 

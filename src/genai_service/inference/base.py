@@ -387,9 +387,21 @@ async def prime(stream: AsyncIterator[T]) -> AsyncIterator[T]:
     return replay()
 
 
+async def complete_all(model: ChatModel, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+    """`model`'s replies to `requests`, asked for together. One request (the common case) is
+    asked in the caller's task: `gather` would run it in a task of its own."""
+    if len(requests) == 1:
+        return [await model.complete(requests[0])]
+    return list(await asyncio.gather(*(model.complete(request) for request in requests)))
+
+
 async def prime_all(streams: Sequence[AsyncIterator[T]]) -> list[AsyncIterator[T]]:
     """`prime` several streams together; if one fails, the others are closed and its error
-    raised (the first, in order)."""
+    raised (the first, in order). One stream (the common case) is primed in the caller's task:
+    `gather` would run it in a task of its own, a turn of the event loop more before the reply's
+    first byte."""
+    if len(streams) == 1:
+        return [await prime(streams[0])]
     opened = await asyncio.gather(*(prime(stream) for stream in streams), return_exceptions=True)
     ready = [stream for stream in opened if not isinstance(stream, BaseException)]
     failure = next((error for error in opened if isinstance(error, BaseException)), None)

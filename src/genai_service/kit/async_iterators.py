@@ -1,11 +1,12 @@
 """Async iterators that may hold resources (a model's sequence slot, a subscription): closing
-them promptly, and merging several."""
+them promptly, merging several, and reading one ahead in batches."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -66,3 +67,57 @@ async def merged(iterators: list[AsyncIterator[T]]) -> AsyncIterator[AsyncIterat
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """The end of an iterator read ahead: `error` if it raised one."""
+
+    error: Exception | None
+
+
+@contextlib.asynccontextmanager
+async def ready_batches(
+    iterator: AsyncIterator[T], *, read_ahead: int
+) -> AsyncIterator[AsyncIterator[list[T]]]:
+    """The items of `iterator` in lists: each list holds every item that became ready while the
+    list before it was being handled. Items a source produces at once (several server-sent
+    events in one read of a socket) are handled at once, written to a client in one call; an
+    item that comes alone is handed on alone, at once, never held for a later one.
+
+    A task of its own reads `iterator`, at most `read_ahead` items ahead. Its first error ends
+    the lists, after the items before it. Leaving the context stops the reading and closes
+    `iterator`."""
+    queue: asyncio.Queue[T | _Ended] = asyncio.Queue(read_ahead)
+
+    async def read() -> None:
+        end = _Ended(None)
+        try:
+            async for item in iterator:
+                await queue.put(item)
+        except Exception as error:
+            end = _Ended(error)
+        finally:
+            await close_iterator(iterator)
+        await queue.put(end)
+
+    async def batches() -> AsyncIterator[list[T]]:
+        while True:
+            entries = [await queue.get()]
+            while not queue.empty():
+                entries.append(queue.get_nowait())
+            items = [entry for entry in entries if not isinstance(entry, _Ended)]
+            if items:
+                yield items
+            last = entries[-1]
+            if isinstance(last, _Ended):
+                if last.error is not None:
+                    raise last.error
+                return
+
+    reader = asyncio.create_task(read())
+    try:
+        yield batches()
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 
@@ -17,6 +16,7 @@ from genai_service.inference.base import (
     TokenLogprob,
     ToolCallDelta,
     Usage,
+    complete_all,
     prime_all,
 )
 from genai_service.kit.async_iterators import merged
@@ -81,8 +81,8 @@ class ChatCompletionService:
     async def complete(self, body: schemas.ChatCompletionCreate) -> schemas.ChatCompletion:
         name, model = self._model(body)
         request = to_chat_request(body)
-        results = await asyncio.gather(
-            *(model.complete(for_choice(request, index)) for index in range(body.n or 1))
+        results = await complete_all(
+            model, [for_choice(request, index) for index in range(body.n or 1)]
         )
         return schemas.ChatCompletion(
             id=completion_id(),

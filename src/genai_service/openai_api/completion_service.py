@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 
@@ -16,6 +15,7 @@ from genai_service.inference.base import (
     SamplingParams,
     TokenLogprob,
     Usage,
+    complete_all,
     prime_all,
 )
 from genai_service.kit.async_iterators import merged
@@ -97,7 +97,7 @@ class CompletionService:
     async def complete(self, body: CompletionCreate) -> Completion:
         name, model = self._model(body)
         requests = _requests(body)
-        results = await asyncio.gather(*(model.complete(request) for request in requests))
+        results = await complete_all(model, requests)
         return Completion(
             id=f"cmpl-{random_hex()}",
             created=int(time.time()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
 from genai_service.kit.errors import AppError
+from genai_service.kit.event_streams import NO_BUFFERING, event_stream
 from genai_service.kit.problems import openai_error_of
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
@@ -34,7 +34,6 @@ from genai_service.runtime import RuntimeDep, SettingsDep
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 STREAM_DONE = format_sse_event(data_str="[DONE]")
-NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def get_openai_service(
@@ -75,21 +74,20 @@ CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
 
 async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     """The chunks, then `[DONE]`. A call that fails once its stream has begun (the status line
-    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise.
-
-    Other tasks get a turn after each chunk: a reply whose chunks are all ready at once (a
-    remote server sends several in one read) is otherwise written in one go, while every other
-    request waits. A chunk's JSON has no line break, so it is the one `data:` line of its
-    event, written as is."""
+    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise."""
     try:
-        async for chunk in chunks:
-            yield b"data: %s\n\n" % chunk.model_dump_json().encode()
-            await asyncio.sleep(0)
+        async for events in event_stream(chunks, _data_line):
+            yield events
     except AppError as error:
         logger.warning("{} failed mid-stream: {}", type(error).__name__, error.detail)
         yield format_sse_event(data_str=json.dumps(openai_error_of(error)))
         return
     yield STREAM_DONE
+
+
+def _data_line(chunk: BaseModel) -> bytes:
+    """A chunk's event. Its JSON has no line break, so it is the one `data:` line, as is."""
+    return b"data: %s\n\n" % chunk.model_dump_json().encode()
 
 
 @router.post(

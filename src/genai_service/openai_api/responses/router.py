@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -10,6 +9,7 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 
 from genai_service.auth.dependencies import ModelCaller
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
+from genai_service.kit.event_streams import NO_BUFFERING, event_stream
 from genai_service.openai_api.responses.errors import StreamingNotSupported
 from genai_service.openai_api.responses.events import StreamEvent
 from genai_service.openai_api.responses.objects import ResponseDeleted, ResponseRead
@@ -21,8 +21,6 @@ from genai_service.runtime import RuntimeDep
 # minutes, and the service opens its own short transactions.
 router = APIRouter(prefix="/v1/responses", tags=["openai"])
 
-NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
 
 async def get_response_service(runtime: RuntimeDep) -> ResponseService:
     return ResponseService(runtime.gateway, runtime.sessionmaker)
@@ -31,9 +29,8 @@ async def get_response_service(runtime: RuntimeDep) -> ResponseService:
 ResponseServiceDep = Annotated[ResponseService, Depends(get_response_service)]
 
 
-async def _sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield format_sse_event(event=event.type, data_str=event.model_dump_json(by_alias=True))
+def _encoded(event: StreamEvent) -> bytes:
+    return format_sse_event(event=event.type, data_str=event.model_dump_json(by_alias=True))
 
 
 @router.post(
@@ -53,7 +50,7 @@ async def create_response(
         response.headers.update(headers)
         return created
     events = await service.stream(body, caller, headers)
-    return EventSourceResponse(_sse(events), headers=NO_BUFFERING | headers)
+    return EventSourceResponse(event_stream(events, _encoded), headers=NO_BUFFERING | headers)
 
 
 @router.get("/{response_id}", responses={404: {}})
