@@ -3,10 +3,10 @@ as its documentation shows: for bench.web_tier, the yardstick for what genai-ser
 of FastAPI and the SDK.
 
 One route; a body model of the fields the benchmark sends; the body sent on as it came, with
-the SDK's `client.post` over the transport genai-service uses (aiohttp, the same connection
-limits); the parsed reply returned, or with `"stream": true` each parsed chunk written as one
-server-sent event as it comes, then `[DONE]`. No authentication, guards, accounting, middleware
-or access log. `UPSTREAM` is the upstream's base URL.
+the SDK's `client.post` over its aiohttp transport (with genai-service's connection limits);
+the parsed reply returned, or with `"stream": true` each parsed chunk written as one server-sent
+event as it comes, then `[DONE]`. No authentication, guards, accounting, middleware or access
+log. `UPSTREAM` is the upstream's base URL.
 Run: `UPSTREAM=http://127.0.0.1:8100 python -m uvicorn bench.bare_proxy:app`.
 """
 
@@ -15,20 +15,25 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
+import httpx2
 import openai
 from fastapi import FastAPI
 from fastapi.sse import EventSourceResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
-from genai_service.inference.openai_compatible.chat_model import AUTHENTICATED
-from genai_service.inference.openai_compatible.endpoint import UPSTREAM_CONNECTION_LIMITS
-
+AUTHENTICATED: openai.RequestOptions = {"security": {"bearer_auth": True}}
+"""The client's key as a bearer token, as the SDK's typed methods send it."""
 client = openai.AsyncOpenAI(
     base_url=f"{os.environ['UPSTREAM']}/v1",
     api_key="unused",
     max_retries=0,
-    http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_CONNECTION_LIMITS),
+    # Idle connections kept 4 s: uvicorn, serving the upstream, closes them after 5.
+    http_client=openai.DefaultAioHttpClient(
+        limits=httpx2.Limits(
+            max_connections=1000, max_keepalive_connections=100, keepalive_expiry=4.0
+        )
+    ),
 )
 app = FastAPI()
 

@@ -161,7 +161,12 @@ STREAMS: dict[str, list[dict[str, Any] | str]] = {
     "no-usage": [chunk("abcdefgh"), chunk(None, "length"), "[DONE]"],
     "no-finish": [chunk("Hel"), "[DONE]"],
     "cut": [chunk("Hel")],  # and then the connection breaks
+    "error-event": [chunk("Hel"), {"error": {"message": "overloaded mid-stream", "code": 503}}],
 }
+FLAKY = "flaky-"
+"""A scenario `flaky-<tag>` answers 503 (asking for a retry after 10 ms) to the first
+`FLAKY_FAILURES` requests of its tag, then as `ok`."""
+FLAKY_FAILURES = 2
 
 
 def folded_chat(events: list[dict[str, Any] | str]) -> dict[str, Any]:
@@ -229,6 +234,11 @@ class Recorded:
     authorizations: list[str] = field(default_factory=list)
     client_ports: list[int] = field(default_factory=list)
     """Of each chat request: the port it came from, one per connection."""
+    scenarios: list[str] = field(default_factory=list)
+    """Of each chat request: its scenario."""
+
+    def count(self, scenario: str) -> int:
+        return self.scenarios.count(scenario)
 
 
 def scripted_app(recorded: Recorded) -> Starlette:
@@ -238,6 +248,14 @@ def scripted_app(recorded: Recorded) -> Starlette:
         recorded.authorizations.append(request.headers.get("authorization", ""))
         recorded.client_ports.append(request.client.port if request.client else 0)
         scenario = request.path_params["scenario"]
+        recorded.scenarios.append(scenario)
+        if scenario.startswith(FLAKY):
+            if recorded.count(scenario) <= FLAKY_FAILURES:
+                error = {"message": "warming up", "type": "server_error"}
+                return JSONResponse(
+                    {"error": error}, status_code=503, headers={"retry-after-ms": "10"}
+                )
+            scenario = "ok"
         if scenario in ERROR_BODIES:
             status, error, headers = ERROR_BODIES[scenario]
             return JSONResponse({"error": error}, status_code=status, headers=headers)
@@ -543,6 +561,60 @@ async def test_upstream_status_codes_map_to_our_errors(
             assert detail_lacks not in raised.detail
     if scenario == "status-429":
         assert streamed.value.headers == {"Retry-After": "7"}
+
+
+@BOTH_WAYS
+async def test_a_failure_the_openai_sdk_retries_is_retried(
+    server: ScriptedServer, way: Way
+) -> None:
+    """Up to `max_retries` times, after the pause the server asks for (`retry-after-ms`)."""
+    scenario = f"{FLAKY}{way.__name__}"
+    model = await started_chat(server.url(scenario), max_retries=FLAKY_FAILURES)
+    try:
+        result = await way(model, REQUEST)
+    finally:
+        await model.close()
+    assert (result.text, result.finish_reason) == ("Hello", "stop")
+    assert server.recorded.count(scenario) == FLAKY_FAILURES + 1
+
+
+@BOTH_WAYS
+async def test_the_last_failure_is_the_answer_when_the_retries_run_out(
+    server: ScriptedServer, way: Way
+) -> None:
+    scenario = f"{FLAKY}{way.__name__}-short"
+    model = await started_chat(server.url(scenario), max_retries=FLAKY_FAILURES - 1)
+    try:
+        with pytest.raises(ProviderError, match="503"):
+            await way(model, REQUEST)
+    finally:
+        await model.close()
+    assert server.recorded.count(scenario) == FLAKY_FAILURES
+
+
+@BOTH_WAYS
+async def test_a_client_mistake_is_not_retried(server: ScriptedServer, way: Way) -> None:
+    before = server.recorded.count("status-400")
+    model = await started_chat(server.url("status-400"), max_retries=3)
+    try:
+        with pytest.raises(BadRequest):
+            await way(model, REQUEST)
+    finally:
+        await model.close()
+    assert server.recorded.count("status-400") == before + 1
+
+
+async def test_an_error_sent_as_an_event_of_the_stream_fails_it_after_its_chunks(
+    server: ScriptedServer,
+) -> None:
+    model = await started_chat(server.url("error-event"))
+    received: list[str] = []
+    try:
+        with pytest.raises(ProviderError, match="overloaded mid-stream"):
+            await drain(model.stream(REQUEST), into=received)
+    finally:
+        await model.close()
+    assert received == ["Hel"]
 
 
 async def test_connection_refused_is_a_provider_error(closed_port: str) -> None:

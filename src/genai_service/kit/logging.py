@@ -22,8 +22,8 @@ _TEXT_FORMAT = (
 )
 _QUIET_LOGGERS = ("uvicorn.access",)  # replaced by our access log
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")  # at the configured level
-# An INFO line for every request the SDKs' HTTP clients send to a provider: the access log and
-# the provider errors (warnings) already tell that story. Shown at DEBUG.
+# An INFO line for every request an httpx client sends (the OpenAI SDK's, the CLI's): noise next
+# to the access log and the provider errors (warnings). Shown at DEBUG.
 _PER_CALL_LOGGERS = ("httpx", "httpx2")
 # Their DEBUG lines carry SQL parameters (password hashes, token digests): never below INFO.
 _PARAMETER_LOGGERS = ("aiosqlite",)

@@ -7,11 +7,12 @@ import itertools
 import re
 from collections.abc import Sequence
 
-import openai
 from loguru import logger
+from openai.types import CreateEmbeddingResponse
 
 from genai_service.inference.base import ModelNotReady, ProviderError
 from genai_service.inference.openai_compatible.endpoint import OpenAICompatibleEndpoint
+from genai_service.inference.openai_compatible.replies import UnreadableReply, read_reply
 from genai_service.kit.errors import AppError
 from genai_service.settings import ProviderSettings
 
@@ -33,7 +34,7 @@ def _estimated_extent(text: str, limit: int) -> tuple[int, int]:
 
 
 class RemoteEmbeddingModel:
-    """Embeddings over the `openai` SDK.
+    """Embeddings from a remote OpenAI-compatible server.
 
     The API does not announce a model's dimension, so `start()` embeds one probe text to learn
     it. When the remote is down then, startup goes on (`ready` is true, as for remote chat
@@ -114,13 +115,12 @@ class RemoteEmbeddingModel:
         return [_estimated_extent(text, self._max_input_tokens) for text in texts]
 
     async def _embed_request(self, texts: list[str] | list[list[int]]) -> list[list[float]]:
-        client = self._endpoint.client()
+        body = {"input": texts, "model": self._endpoint.remote_model, "encoding_format": "float"}
+        reply = await self._endpoint.post("/embeddings", body)
         try:
-            response = await client.embeddings.create(
-                input=texts, model=self._endpoint.remote_model, encoding_format="float"
-            )
-        except openai.OpenAIError as exc:
-            raise self._endpoint.translate(exc) from exc
+            response = read_reply(CreateEmbeddingResponse, reply)
+        except UnreadableReply as exc:
+            raise self._endpoint.errors.of_reply(str(exc)) from exc
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(texts):
             raise ProviderError(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import Any, TypeVar
+from typing import Any
 
-import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -29,6 +28,12 @@ from genai_service.inference.openai_compatible.endpoint import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from genai_service.inference.openai_compatible.replies import (
+    Reply,
+    UnreadableReply,
+    read_reply,
+    stream_error,
+)
 from genai_service.inference.openai_compatible.reply_pieces import (
     ToolCallHeaders,
     chat_logprobs,
@@ -43,12 +48,6 @@ from genai_service.inference.structured_output import (
     check_tool_choice,
 )
 from genai_service.settings import ProviderSettings
-
-_Reply = TypeVar("_Reply", ChatCompletion, Completion)
-_Chunk = TypeVar("_Chunk", ChatCompletionChunk, Completion)
-AUTHENTICATED: openai.RequestOptions = {"security": {"bearer_auth": True}}
-"""The request options of every call: the client's key as a bearer token, as the SDK's typed
-methods send it."""
 
 
 class OpenAICompatibleChatModel:
@@ -128,30 +127,26 @@ class OpenAICompatibleChatModel:
             logprobs=legacy_logprobs(choice.logprobs),
         )
 
-    async def _post(self, path: str, body: dict[str, Any], cast_to: type[_Reply]) -> _Reply:
-        """The body sent as it is. The SDK's typed methods walk every field of a request to
-        transform it: about half of the SDK's CPU per call, for a body that needs none."""
-        try:
-            return await self._endpoint.client().post(
-                path, cast_to=cast_to, body=body, options=AUTHENTICATED
-            )
-        except openai.OpenAIError as exc:
-            raise self._endpoint.translate(exc) from exc
+    async def _post(self, path: str, body: dict[str, Any], kind: type[Reply]) -> Reply:
+        return self._read(kind, await self._endpoint.post(path, body))
 
-    async def _open_stream(
-        self, path: str, body: dict[str, Any], chunk: type[_Chunk]
-    ) -> openai.AsyncStream[_Chunk]:
+    async def _chunks(
+        self, path: str, body: dict[str, Any], kind: type[Reply]
+    ) -> AsyncGenerator[Reply, None]:
+        """The chunks of a streamed reply; an error the server sends as an event of its stream
+        is raised."""
+        async with aclosing(self._endpoint.events(path, body)) as events:
+            async for event, data in events:
+                message = stream_error(data) if event == b"error" or b'"error"' in data else None
+                if message is not None:
+                    raise self._endpoint.errors.of_stream(message)
+                yield self._read(kind, data)
+
+    def _read(self, kind: type[Reply], data: bytes) -> Reply:
         try:
-            return await self._endpoint.client().post(
-                path,
-                cast_to=chunk,
-                body=body,
-                options=AUTHENTICATED,
-                stream=True,
-                stream_cls=openai.AsyncStream[chunk],  # type: ignore[valid-type]
-            )
-        except openai.OpenAIError as exc:
-            raise self._endpoint.translate(exc) from exc
+            return read_reply(kind, data)
+        except UnreadableReply as exc:
+            raise self._endpoint.errors.of_reply(str(exc)) from exc
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         if request.prompt is not None:
@@ -161,7 +156,6 @@ class OpenAICompatibleChatModel:
                     yield chunk
             return
         body = chat_body(self._endpoint.remote_model, request, stream=True)
-        chunks = await self._open_stream("/chat/completions", body, ChatCompletionChunk)
         finish: FinishReason | None = None
         usage: Usage | None = None
         reply_chars = 0
@@ -169,27 +163,24 @@ class OpenAICompatibleChatModel:
         calls = ToolCallAssembler()
         headers = ToolCallHeaders()
         received = 0
-        async with chunks:
-            try:
-                async for reply in chunks:
-                    received += 1
-                    if reply.usage is not None:
-                        usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
-                    for choice in reply.choices:
-                        if choice.index != 0:
-                            continue
-                        piece = piece_of(choice, headers)
-                        if piece is not None:
-                            reply_chars += len(piece.text) + sum(
-                                len(call.arguments) for call in piece.tool_calls
-                            )
-                            text_parts.append(piece.text)
-                            calls.add(piece.tool_calls)
-                            yield piece
-                        if choice.finish_reason is not None:
-                            finish = finish_reason_of(choice.finish_reason)
-            except openai.OpenAIError as exc:
-                raise self._endpoint.translate(exc, during_reply=True) from exc
+        async with aclosing(self._chunks("/chat/completions", body, ChatCompletionChunk)) as chunks:
+            async for reply in chunks:
+                received += 1
+                if reply.usage is not None:
+                    usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+                for choice in reply.choices:
+                    if choice.index != 0:
+                        continue
+                    piece = piece_of(choice, headers)
+                    if piece is not None:
+                        reply_chars += len(piece.text) + sum(
+                            len(call.arguments) for call in piece.tool_calls
+                        )
+                        text_parts.append(piece.text)
+                        calls.add(piece.tool_calls)
+                        yield piece
+                    if choice.finish_reason is not None:
+                        finish = finish_reason_of(choice.finish_reason)
         if finish is None:
             raise self._unfinished(received)
         self._check(request, finish, "".join(text_parts), calls.calls())
@@ -220,28 +211,24 @@ class OpenAICompatibleChatModel:
     ) -> AsyncGenerator[ChatChunk, None]:
         """A raw prompt, through the upstream's legacy `/v1/completions`."""
         body = completion_body(self._endpoint.remote_model, request, prompt, stream=True)
-        chunks = await self._open_stream("/completions", body, Completion)
         finish: FinishReason | None = None
         usage: Usage | None = None
         reply_chars = 0
         received = 0
-        async with chunks:
-            try:
-                async for chunk in chunks:
-                    received += 1
-                    if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        logprobs = legacy_logprobs(choice.logprobs)
-                        if choice.text or logprobs:
-                            reply_chars += len(choice.text)
-                            yield ChatChunk(text=choice.text, logprobs=logprobs)
-                        if choice.finish_reason is not None:
-                            finish = finish_reason_of(choice.finish_reason)
-            except openai.OpenAIError as exc:
-                raise self._endpoint.translate(exc, during_reply=True) from exc
+        async with aclosing(self._chunks("/completions", body, Completion)) as chunks:
+            async for chunk in chunks:
+                received += 1
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    logprobs = legacy_logprobs(choice.logprobs)
+                    if choice.text or logprobs:
+                        reply_chars += len(choice.text)
+                        yield ChatChunk(text=choice.text, logprobs=logprobs)
+                    if choice.finish_reason is not None:
+                        finish = finish_reason_of(choice.finish_reason)
         if finish is None:
             raise self._unfinished(received)
         if usage is None:  # llama.cpp's server, for one, ignores stream_options
