@@ -92,7 +92,7 @@ def _retry_delay(retries_done: int, headers: Mapping[str, str]) -> float:
     if retry_after is not None and 0 < retry_after <= MAX_RETRY_AFTER_SECONDS:
         return retry_after
     backoff = min(INITIAL_RETRY_SECONDS * 2.0**retries_done, MAX_RETRY_SECONDS)
-    return backoff * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
+    return backoff * (1 - 0.25 * random.random())  # noqa: S311  # nosec B311  # jitter
 
 
 async def _status_failure(response: aiohttp.ClientResponse) -> UpstreamStatus:
