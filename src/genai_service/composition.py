@@ -45,6 +45,7 @@ from genai_service.guards.rate_limits.guard import RateLimitGuard
 from genai_service.guards.rate_limits.memory import InMemoryRateLimitStorage
 from genai_service.guards.rate_limits.redis import RedisRateLimitStorage
 from genai_service.guards.rate_limits.slot_leases import SlotLeases
+from genai_service.inference.provider_metrics import ProviderMetrics
 from genai_service.inference.registry import ModelRegistry
 from genai_service.kit.db import create_engine, create_sessionmaker
 from genai_service.kit.redis_client import SharedRedis
@@ -67,7 +68,8 @@ async def open_runtime(
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open every part `mode` needs, in order, and close them in reverse, whatever happens.
-    `registry`: where the model calls' metrics are counted (the app's, served at `/metrics`)."""
+    `registry`: where the model calls' metrics are counted and the providers report their own
+    (the app's, served at `/metrics`)."""
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
@@ -76,6 +78,10 @@ async def open_runtime(
         sessionmaker = create_sessionmaker(engine)
         models = models or ModelRegistry.from_settings(settings.inference)
         stack.push_async_callback(models.close)
+        if registry is not None:
+            provider_metrics = ProviderMetrics(models)
+            registry.register(provider_metrics)
+            stack.callback(registry.unregister, provider_metrics)
         redis: SharedRedis | None = None
         signals: RedisSignals | None = None
         if mode != "worker" and settings.redis.url is not None:

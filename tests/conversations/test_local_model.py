@@ -150,3 +150,41 @@ async def test_deleting_the_conversation_frees_the_slot_at_once(
     answer = await ask(client, alice, other["id"], "Say hi.", max_tokens=8, temperature=0)
     assert answer.status_code == 201, answer.text
     assert model.stats.generated_tokens - generated <= 8 + 1
+
+
+def engine_metrics(text: str) -> dict[str, float]:
+    """The `local_chat_*` samples of a `/metrics` page, by name."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("local_chat_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+async def test_metrics_report_what_the_engine_did(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    await wait_until(lambda: local_model(app).stats.active == 0)
+    before = engine_metrics((await client.get("/metrics")).text)
+    conversation = await new_conversation(client, alice, title="Counted")
+    answer = await ask(client, alice, conversation["id"], "Say hi.", max_tokens=8, temperature=0)
+    assert answer.status_code == 201, answer.text
+    reply = answer.json()["assistant_message"]
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    after = engine_metrics(response.text)
+
+    def added(name: str) -> float:
+        return after[name] - before[name]
+
+    assert added("local_chat_generated_tokens_total") == reply["completion_tokens"]
+    assert added("local_chat_prompt_tokens_total") == reply["prompt_tokens"]
+    # The prompt in one decode, which gives the first token; then one decode a token, and a
+    # reply that ends before its limit decodes the token its end is drawn after.
+    assert reply["prompt_tokens"] < LocalChatSettings().n_batch
+    ended = 1 if reply["completion_tokens"] < 8 else 0
+    assert added("local_chat_decode_steps_total") == reply["completion_tokens"] + ended
+    assert after["local_chat_active_sequences"] == 0
+    assert after["local_chat_queued_requests"] == 0
+    assert after["local_chat_threads"] == 1

@@ -298,6 +298,10 @@ class ModelRegistry:
             raise ModelNotFound(_unknown(key, "embedding", self._embeddings, self._chat))
         return model
 
+    def providers(self) -> list[ChatModel | EmbeddingModel]:
+        """Every real provider once, even when several names (or chains) share one."""
+        return _leaves(model for _, model in self._named_models())
+
     def readiness(self) -> dict[str, bool]:
         """Whether each name can answer now (a chain: any of its providers)."""
         ready: dict[str, bool] = {}
@@ -317,7 +321,7 @@ class ModelRegistry:
         await asyncio.shield(task)
 
     async def _start_all(self) -> None:
-        leaves = _leaves(model for _, model in self._named_models())
+        leaves = self.providers()
         results = await asyncio.gather(*(m.start() for m in leaves), return_exceptions=True)
         errors: list[Exception] = []
         for model, result in zip(leaves, results, strict=True):
@@ -336,7 +340,7 @@ class ModelRegistry:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
-        leaves = _leaves(model for _, model in self._named_models())
+        leaves = self.providers()
         results = await asyncio.gather(*(m.close() for m in leaves), return_exceptions=True)
         for model, result in zip(leaves, results, strict=True):
             if isinstance(result, BaseException):

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
+from prometheus_client.metrics_core import Metric
+
 from genai_service.inference.base import (
     ChatChunk,
     ChatMessage,
@@ -18,6 +20,7 @@ from genai_service.inference.base import (
     request_prompt_tokens,
 )
 from genai_service.inference.local.engine import EngineStats, LlamaEngine
+from genai_service.inference.local.engine_metrics import engine_metric_families
 from genai_service.inference.local.job import (
     EngineEvent,
     EventSink,
@@ -64,6 +67,11 @@ class LocalChatModel:
     @property
     def stats(self) -> EngineStats:
         return self._require_engine().stats
+
+    def metric_families(self) -> list[Metric]:
+        """The engine's counters (`/metrics`); none while it is not loaded."""
+        engine = self._engine
+        return [] if engine is None else engine_metric_families(engine.stats)
 
     async def start(self) -> None:
         if self._engine is None:
