@@ -34,6 +34,7 @@ from contextlib import contextmanager
 
 import httpx
 from loguru import logger
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.http_load import genai_server, load_average, percentile, probe_while
 from bench.llama_ceiling import (
@@ -60,9 +61,10 @@ GENERATED = "local_chat_generated_tokens_total"
 async def _generated_tokens(client: httpx.AsyncClient) -> float:
     response = await client.get("/metrics")
     response.raise_for_status()
-    for line in response.text.splitlines():
-        if line.startswith(f"{GENERATED} "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == GENERATED:
+                return sample.value
     raise RuntimeError(f"/metrics has no {GENERATED}")
 
 
@@ -140,12 +142,13 @@ def _quiet(best: Configuration, best_figure: float) -> None:
         _warm_up(server)
         figures: dict[int, float] = {}
         for concurrency in (1, 4):
-            figures[concurrency], probes = asyncio.run(_tokens_per_s(server.base_url, concurrency))
-            print(f"quiet_server_tokens_per_s_c{concurrency} {figures[concurrency]:.1f}")
+            figure, probes = asyncio.run(_tokens_per_s(server.base_url, concurrency))
+            figures[concurrency] = figure
+            print(f"quiet_server_tokens_per_s_c{concurrency} {figure:.1f}")
             print(f"quiet_server_healthz_p99_ms_c{concurrency} {percentile(probes, 99):.1f}")
         bare: list[float] = []
         served: list[float] = []
-        probes = []
+        probes_c8: list[float] = []
         for round_ in range(ROUNDS):
             bare.append(
                 bare_batched_tokens_per_s(8, MAX_TOKENS, settings, rounds=1, unified=best.unified)
@@ -153,12 +156,12 @@ def _quiet(best: Configuration, best_figure: float) -> None:
             print(f"quiet_best_bare_tokens_per_s_round{round_} {bare[-1]:.1f}")
             figure, round_probes = asyncio.run(_tokens_per_s(server.base_url, 8))
             served.append(figure)
-            probes += round_probes
+            probes_c8 += round_probes
             print(f"quiet_server_tokens_per_s_c8_round{round_} {figure:.1f}")
     figures[8] = statistics.median(served)
     print(f"quiet_best_bare_tokens_per_s {statistics.median(bare):.1f}")
     print(f"quiet_server_tokens_per_s_c8 {figures[8]:.1f}")
-    print(f"quiet_server_healthz_p99_ms_c8 {percentile(probes, 99):.1f}")
+    print(f"quiet_server_healthz_p99_ms_c8 {percentile(probes_c8, 99):.1f}")
     print(f"quiet_server_c8_over_best_bare {figures[8] / statistics.median(bare):.2f}")
     print(f"quiet_server_c8_over_best_bare_best_round {figures[8] / best_figure:.2f}")
     print(f"quiet_server_c1_over_best_bare_1_sequence {figures[1] / alone:.2f}")

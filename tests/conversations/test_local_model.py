@@ -11,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from genai_service.app import create_app
 from genai_service.inference.local.chat_model import LocalChatModel
@@ -154,12 +155,12 @@ async def test_deleting_the_conversation_frees_the_slot_at_once(
 
 def engine_metrics(text: str) -> dict[str, float]:
     """The `local_chat_*` samples of a `/metrics` page, by name."""
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("local_chat_"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("local_chat_")
+    }
 
 
 async def test_metrics_report_what_the_engine_did(
