@@ -1,5 +1,6 @@
-"""`ready_batches`: the items ready together in one list, none held for a later one, at most
-`read_ahead` read ahead, the source's error after its items, and the source closed on leaving."""
+"""`ready_batches`: the first item read in the caller's task, then the items ready together in
+one list, none held for a later one, at most `read_ahead` read ahead, the source's error after
+its items, and the source closed on leaving."""
 
 from __future__ import annotations
 
@@ -29,12 +30,35 @@ async def _bursts(sizes: list[int], gate: asyncio.Event, log: list[str]) -> Asyn
 
 async def test_items_ready_together_come_in_one_list_and_none_waits_for_a_later_one() -> None:
     gate, log = asyncio.Event(), []
-    async with ready_batches(_bursts([3, 2], gate, log), read_ahead=8) as batches:
-        first = await anext(batches)
+    async with ready_batches(_bursts([4, 2], gate, log), read_ahead=8) as batches:
+        assert await anext(batches) == [0]
         # The second burst is not ready (the gate is shut), yet the first came: nothing held.
-        assert first == [0, 1, 2]
+        assert await anext(batches) == [1, 2, 3]
         gate.set()
-        assert [batch async for batch in batches] == [[3, 4]]
+        assert [batch async for batch in batches] == [[4, 5]]
+    assert log == ["closed"]
+
+
+async def test_the_first_item_is_read_in_the_callers_task_and_the_rest_in_another() -> None:
+    readers: list[asyncio.Task[object] | None] = []
+
+    async def source() -> AsyncIterator[int]:
+        for item in range(3):
+            readers.append(asyncio.current_task())
+            yield item
+
+    async with ready_batches(source(), read_ahead=4) as batches:
+        assert [item async for batch in batches for item in batch] == [0, 1, 2]
+    caller = asyncio.current_task()
+    assert readers[0] is caller
+    assert readers[1] is not caller
+    assert readers[2] is readers[1]
+
+
+async def test_an_empty_source_gives_no_list_and_is_closed() -> None:
+    gate, log = asyncio.Event(), []
+    async with ready_batches(_bursts([0], gate, log), read_ahead=4) as batches:
+        assert [batch async for batch in batches] == []
     assert log == ["closed"]
 
 
@@ -68,7 +92,8 @@ async def test_the_sources_error_comes_after_its_items() -> None:
 async def test_leaving_early_closes_the_source() -> None:
     gate, log = asyncio.Event(), []
     async with ready_batches(_bursts([2, 2], gate, log), read_ahead=4) as batches:
-        assert await anext(batches) == [0, 1]
+        assert await anext(batches) == [0]
+        assert await anext(batches) == [1]
     # The source was waiting for its second burst: leaving stopped it there.
     assert log == ["closed"]
 

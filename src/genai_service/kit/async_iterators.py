@@ -85,10 +85,14 @@ async def ready_batches(
     events in one read of a socket) are handled at once, written to a client in one call; an
     item that comes alone is handed on alone, at once, never held for a later one.
 
-    A task of its own reads `iterator`, at most `read_ahead` items ahead. Its first error ends
+    The first item is read in the caller's task, and is the first list on its own: a stream's
+    first event goes out as soon as it is ready, not after the reading task's first turn of the
+    event loop (and that of the caller, woken by it), each behind every other request's work.
+    A task of its own reads the rest, at most `read_ahead` items ahead. The first error ends
     the lists, after the items before it. Leaving the context stops the reading and closes
     `iterator`."""
     queue: asyncio.Queue[T | _Ended] = asyncio.Queue(read_ahead)
+    reader: asyncio.Task[None] | None = None
 
     async def read() -> None:
         end = _Ended(None)
@@ -102,6 +106,13 @@ async def ready_batches(
         await queue.put(end)
 
     async def batches() -> AsyncIterator[list[T]]:
+        nonlocal reader
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        reader = asyncio.create_task(read())
+        yield [first]
         while True:
             entries = [await queue.get()]
             while not queue.empty():
@@ -115,9 +126,11 @@ async def ready_batches(
                     raise last.error
                 return
 
-    reader = asyncio.create_task(read())
     try:
         yield batches()
     finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        if reader is None:
+            await close_iterator(iterator)
+        else:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)

@@ -1,10 +1,14 @@
-"""Server-sent event streams: the headers a streamed reply needs, and its events written as they
-become ready, those ready together in one go."""
+"""Server-sent event streams: the headers a streamed reply needs, its events written as they
+become ready (those ready together in one go), and a response that writes its first piece in
+the request's own task."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
+
+from fastapi.sse import EventSourceResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from genai_service.kit.async_iterators import ready_batches
 
@@ -28,3 +32,49 @@ async def event_stream(
     async with ready_batches(items, read_ahead=READ_AHEAD) as batches:
         async for batch in batches:
             yield b"".join(map(encode, batch))
+
+
+class EventStreamResponse(EventSourceResponse):
+    """An event stream whose status line and first piece are written in the request's own task,
+    as soon as the endpoint returns. Starlette writes a streamed body from a task of its own,
+    beside one that notices the client leaving: one more turn of the event loop, behind every
+    other request's work, before the client sees anything. The rest of the body is written that
+    way, so a client that leaves ends the stream.
+
+    For streams whose first piece is ready when the response is returned (the routes prime
+    their streams, so that admission errors get a status code of their own); the client's
+    leaving is noticed once that piece is written."""
+
+    _began = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._begin(send)
+        await super().__call__(scope, receive, send)
+
+    async def _begin(self, send: Send) -> None:
+        pieces = aiter(self.body_iterator)
+        self.body_iterator = pieces  # the rest of the body, after the first piece
+        await send(self._start())
+        self._began = True
+        first = await anext(pieces, None)
+        if first is not None:
+            await send(self._piece(first))
+
+    async def stream_response(self, send: Send) -> None:
+        if not self._began:
+            await send(self._start())
+        async for piece in self.body_iterator:
+            await send(self._piece(piece))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _start(self) -> Message:
+        return {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+
+    def _piece(self, piece: str | bytes | memoryview) -> Message:
+        body = piece.encode(self.charset) if isinstance(piece, str) else piece
+        return {"type": "http.response.body", "body": body, "more_body": True}

@@ -115,8 +115,9 @@ class ChatCompletionService:
 
     async def stream(
         self, body: schemas.ChatCompletionCreate
-    ) -> AsyncIterator[schemas.ChatCompletionChunk]:
-        """Open every choice's stream (admission errors raise here), then yield OpenAI chunks."""
+    ) -> AsyncIterator[list[schemas.ChatCompletionChunk]]:
+        """Open every choice's stream (admission errors raise here), then yield OpenAI chunks,
+        those of one piece of the reply together."""
         name, model = self._model(body)
         request = to_chat_request(body)
         streams = await prime_all(
@@ -153,27 +154,36 @@ class _ChunkWriter:
 
     async def chunks(
         self, streams: list[AsyncIterator[ChatChunk]], *, include_usage: bool
-    ) -> AsyncIterator[schemas.ChatCompletionChunk]:
+    ) -> AsyncIterator[list[schemas.ChatCompletionChunk]]:
+        """The chunks of each piece of the reply, together: its content, then its choice's end
+        if it is the last. The first piece's come after the chunk that gives every choice its
+        role, in the same list, so that the reply's first words go out with it."""
         first = schemas.ChunkDelta(role="assistant", content="")
-        yield self._chunk([schemas.ChunkChoice(index=i, delta=first) for i in range(len(streams))])
+        ready = [
+            self._chunk([schemas.ChunkChoice(index=i, delta=first) for i in range(len(streams))])
+        ]
         usages: list[Usage] = []
         async with merged(streams) as pieces:
             async for index, piece in pieces:
                 if piece.text or piece.tool_calls or piece.logprobs:
-                    yield self._chunk([self._piece(index, piece)])
-                if piece.finish_reason is None:
-                    continue
-                usages.append(piece.usage or Usage(0, 0))
-                last = schemas.ChunkChoice(
-                    index=index,
-                    delta=schemas.ChunkDelta(),
-                    finish_reason=finish_reason(piece.finish_reason),
-                )
-                done = len(usages) == len(streams)
-                usage = usage_of(usages) if done and not include_usage else None
-                yield self._chunk([last], usage)
+                    ready.append(self._chunk([self._piece(index, piece)]))
+                if piece.finish_reason is not None:
+                    usages.append(piece.usage or Usage(0, 0))
+                    last = schemas.ChunkChoice(
+                        index=index,
+                        delta=schemas.ChunkDelta(),
+                        finish_reason=finish_reason(piece.finish_reason),
+                    )
+                    done = len(usages) == len(streams)
+                    usage = usage_of(usages) if done and not include_usage else None
+                    ready.append(self._chunk([last], usage))
+                if ready:
+                    yield ready
+                    ready = []
         if include_usage:
-            yield self._chunk([], usage_of(usages))
+            ready.append(self._chunk([], usage_of(usages)))
+        if ready:
+            yield ready
 
 
 def _tool_call_chunk(delta: ToolCallDelta) -> schemas.ToolCallChunk:

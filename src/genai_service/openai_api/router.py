@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.sse import EventSourceResponse, format_sse_event
+from fastapi.sse import format_sse_event
 from loguru import logger
 from pydantic import BaseModel
 
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
 from genai_service.inference.dependencies import GatewayDep, ModelsDep
 from genai_service.kit.errors import AppError
-from genai_service.kit.event_streams import NO_BUFFERING, event_stream
+from genai_service.kit.event_streams import NO_BUFFERING, EventStreamResponse, event_stream
 from genai_service.kit.problems import openai_error_of
 from genai_service.openai_api.chat_schemas import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionCreate,
 )
 from genai_service.openai_api.chat_service import ChatCompletionService
@@ -34,6 +35,7 @@ from genai_service.runtime import RuntimeDep, SettingsDep
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 STREAM_DONE = format_sse_event(data_str="[DONE]")
+T = TypeVar("T")
 
 
 async def get_openai_service(
@@ -72,11 +74,12 @@ async def get_completions(
 CompletionsDep = Annotated[CompletionService, Depends(get_completions)]
 
 
-async def _sse(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
-    """The chunks, then `[DONE]`. A call that fails once its stream has begun (the status line
-    is sent) ends it with an error event in OpenAI's shape instead, which the SDKs raise."""
+async def _sse(items: AsyncIterator[T], encode: Callable[[T], bytes]) -> AsyncIterator[bytes]:
+    """The events of `items`, then `[DONE]`. A call that fails once its stream has begun (the
+    status line is sent) ends it with an error event in OpenAI's shape instead, which the SDKs
+    raise."""
     try:
-        async for events in event_stream(chunks, _data_line):
+        async for events in event_stream(items, encode):
             yield events
     except AppError as error:
         logger.warning("{} failed mid-stream: {}", type(error).__name__, error.detail)
@@ -90,6 +93,10 @@ def _data_line(chunk: BaseModel) -> bytes:
     return b"data: %s\n\n" % chunk.model_dump_json().encode()
 
 
+def _data_lines(chunks: list[ChatCompletionChunk]) -> bytes:
+    return b"".join(map(_data_line, chunks))
+
+
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
@@ -100,14 +107,14 @@ async def create_chat_completion(
     service: ChatCompletionsDep,
     headers: CallHeaders,
     response: Response,
-) -> ChatCompletion | EventSourceResponse:
+) -> ChatCompletion | EventStreamResponse:
     """The rate-limit headers (`x-ratelimit-*`) tell where the caller stands once admitted."""
     if not body.stream:
         completion = await service.complete(body)
         response.headers.update(headers)
         return completion
     chunks = await service.stream(body)
-    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING | headers)
+    return EventStreamResponse(_sse(chunks, _data_lines), headers=NO_BUFFERING | headers)
 
 
 @router.post(
@@ -117,14 +124,14 @@ async def create_chat_completion(
 )
 async def create_completion(
     body: CompletionCreate, service: CompletionsDep, headers: CallHeaders, response: Response
-) -> Completion | EventSourceResponse:
+) -> Completion | EventStreamResponse:
     """OpenAI's legacy text completions: the prompt is continued as it is, no chat template."""
     if not body.stream:
         completion = await service.complete(body)
         response.headers.update(headers)
         return completion
     chunks = await service.stream(body)
-    return EventSourceResponse(_sse(chunks), headers=NO_BUFFERING | headers)
+    return EventStreamResponse(_sse(chunks, _data_line), headers=NO_BUFFERING | headers)
 
 
 @router.post("/embeddings")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.sse import EventSourceResponse, format_sse_event
+from fastapi.sse import format_sse_event
 
 from genai_service.auth.dependencies import ModelCaller
 from genai_service.gateway.dependencies import CallHeaders, ModelRouteCaller
-from genai_service.kit.event_streams import NO_BUFFERING, event_stream
+from genai_service.kit.event_streams import NO_BUFFERING, EventStreamResponse, event_stream
 from genai_service.openai_api.responses.errors import StreamingNotSupported
 from genai_service.openai_api.responses.events import StreamEvent
 from genai_service.openai_api.responses.objects import ResponseDeleted, ResponseRead
@@ -44,13 +44,13 @@ async def create_response(
     service: ResponseServiceDep,
     headers: CallHeaders,
     response: Response,
-) -> ResponseRead | EventSourceResponse:
+) -> ResponseRead | EventStreamResponse:
     if not body.stream:
         created = await service.create(body, caller, headers)
         response.headers.update(headers)
         return created
     events = await service.stream(body, caller, headers)
-    return EventSourceResponse(event_stream(events, _encoded), headers=NO_BUFFERING | headers)
+    return EventStreamResponse(event_stream(events, _encoded), headers=NO_BUFFERING | headers)
 
 
 @router.get("/{response_id}", responses={404: {}})

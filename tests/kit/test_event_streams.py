@@ -1,0 +1,89 @@
+"""`EventStreamResponse` on a real server: the status line and first piece written in the
+request's own task, the rest after it, and a client that leaves ending the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from genai_service.kit.event_streams import EventStreamResponse
+from tests.conversations.support import serve
+from tests.polling import wait_until
+
+
+async def test_the_first_piece_is_written_in_the_requests_task_and_the_rest_follows() -> None:
+    endpoint_task: list[asyncio.Task[object] | None] = []
+    piece_tasks: list[asyncio.Task[object] | None] = []
+    app = FastAPI()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for number in range(3):
+            piece_tasks.append(asyncio.current_task())
+            yield b"data: %d\n\n" % number
+
+    @app.get("/events")
+    async def events() -> EventStreamResponse:
+        endpoint_task.append(asyncio.current_task())
+        return EventStreamResponse(pieces(), headers={"X-Stream": "yes"})
+
+    async for url in serve(app):
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-stream"] == "yes"
+    assert response.text == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert piece_tasks[0] is endpoint_task[0]
+    # The rest is written by Starlette's streaming task, beside the one that listens for the
+    # client leaving.
+    assert piece_tasks[1] is not endpoint_task[0]
+
+
+async def test_an_empty_stream_is_an_empty_body() -> None:
+    app = FastAPI()
+
+    async def nothing() -> AsyncIterator[bytes]:
+        empty: tuple[bytes, ...] = ()
+        for piece in empty:
+            yield piece
+
+    @app.get("/events")
+    async def events() -> EventStreamResponse:
+        return EventStreamResponse(nothing())
+
+    async for url in serve(app):
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/events")
+    assert response.status_code == 200
+    assert response.text == ""
+
+
+async def test_a_client_that_leaves_after_the_first_piece_ends_the_stream() -> None:
+    ended: list[str] = []
+    never = asyncio.Event()
+    app = FastAPI()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: first\n\n"
+            await never.wait()  # a model that has nothing more to say yet
+            yield b"data: never\n\n"
+        finally:
+            ended.append("closed")
+
+    @app.get("/events")
+    async def events() -> EventStreamResponse:
+        return EventStreamResponse(pieces())
+
+    async for url in serve(app):
+        async with (
+            httpx.AsyncClient(base_url=url) as http,
+            http.stream("GET", "/events") as response,
+        ):
+            lines = response.aiter_lines()
+            assert await anext(lines) == "data: first"
+        # The client has gone: the server notices and closes the stream.
+        await wait_until(lambda: ended == ["closed"], within=10)
