@@ -1,5 +1,6 @@
 """`EventStreamResponse` on a real server: the status line and first piece written in the
-request's own task, the rest after it, and a client that leaves ending the stream."""
+request's own task, the rest after it, and a client that leaves ending the stream; and under a
+server of ASGI 2.4, where a send to a client that left raises, the body without a listener."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import Message
 
 from genai_service.kit.event_streams import EventStreamResponse
 from tests.conversations.support import serve
@@ -87,3 +89,25 @@ async def test_a_client_that_leaves_after_the_first_piece_ends_the_stream() -> N
             assert await anext(lines) == "data: first"
         # The client has gone: the server notices and closes the stream.
         await wait_until(lambda: ended == ["closed"], within=10)
+
+
+async def test_under_asgi_2_4_the_body_is_written_without_listening_for_the_client() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"data: 0\n\n"
+        yield b"data: 1\n\n"
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("nothing listens for the client under ASGI 2.4")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    await EventStreamResponse(pieces())(scope, receive, send)
+    assert [message["type"] for message in sent] == ["http.response.start"] + [
+        "http.response.body"
+    ] * 3
+    assert [message.get("body") for message in sent[1:]] == [b"data: 0\n\n", b"data: 1\n\n", b""]
+    assert [message.get("more_body") for message in sent[1:]] == [True, True, False]

@@ -39,8 +39,8 @@ class EventStreamResponse(EventSourceResponse):
     """An event stream whose status line and first piece are written in the request's own task,
     as soon as the endpoint returns. Starlette writes a streamed body from a task of its own,
     beside one that notices the client leaving: one more turn of the event loop, behind every
-    other request's work, before the client sees anything. The rest of the body is written that
-    way, so a client that leaves ends the stream.
+    other request's work, before the client sees anything. The rest of the body is written so
+    here too (with plain asyncio tasks), and a client that leaves ends the stream.
 
     For streams whose first piece is ready when the response is returned (the routes prime
     their streams, so that admission errors get a status code of their own); the client's
