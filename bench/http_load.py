@@ -1,11 +1,12 @@
-"""Shared pieces of the HTTP benchmarks: servers on loopback ports, closed-loop load, latency
-percentiles and the CPU time processes spent."""
+"""Shared pieces of the HTTP benchmarks: servers on loopback ports, closed-loop and open-loop
+load, latency percentiles and the CPU time processes spent."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,25 @@ async def run_at(send: Send, requests: int, concurrency: int) -> tuple[list[floa
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return figures, time.perf_counter() - started
+
+
+async def run_at_rate(
+    send: Send, requests: int, rate: float, *, seed: int
+) -> tuple[list[float], float]:
+    """Each request's figure (seconds), the requests sent at `rate` a second on average as
+    independent arrivals (exponential gaps, from `seed`: every arm given the same seed meets the
+    same arrivals), whether or not earlier ones have been answered; and the wall time of all.
+    An open loop: unlike `run_at`, a slow server does not slow the arrivals down."""
+    gaps = random.Random(seed)
+    started = time.perf_counter()
+    due = started
+    sent: list[asyncio.Future[float]] = []
+    for _ in range(requests):
+        due += gaps.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        sent.append(asyncio.ensure_future(send()))
+    figures = await asyncio.gather(*sent)
     return figures, time.perf_counter() - started
 
 

@@ -23,7 +23,8 @@ class HttpStatusError(RuntimeError):
 
 
 class ConnectionClosed(ConnectionError):
-    """The server closed an idle keep-alive connection; the request can be sent again."""
+    """The server closed an idle keep-alive connection (and reset it, if the request reached it
+    after that) before answering: the request can be sent again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,10 @@ class _Connection:
         """Send one request; read its reply, noting when its body first holds each of `marks`."""
         started = time.perf_counter()
         self.writer.write(head + body)
-        status_line = await self.reader.readline()
+        try:
+            status_line = await self.reader.readline()
+        except ConnectionResetError as exc:  # closed as idle while the request was on its way
+            raise ConnectionClosed from exc
         if not status_line:
             raise ConnectionClosed
         status = int(status_line.split(b" ", 2)[1])

@@ -3,20 +3,27 @@ load sent straight to the upstream.
 
 The upstream (bench/fake_upstream.py) answers at once, so whatever genai-service adds —
 authenticating the API key, validating the body, the guards and the accounting, calling the
-upstream, re-encoding its reply — is the whole difference. A third arm, bench/bare_proxy.py, is
-a plain FastAPI server forwarding through the same SDK and transport, the SDK used as its
-documentation shows, on the same core: the yardstick for what genai-service adds on top of
-FastAPI and the SDK. One genai-service worker process is pinned to one core; the load client and
+upstream, re-encoding its reply — is the whole difference. Two more arms run on the same core:
+bench/bare_proxy.py, a plain FastAPI server forwarding through the OpenAI SDK over aiohttp, the
+SDK used as its documentation shows (the yardstick for what genai-service adds on top of FastAPI
+and the SDK), and bench/passthrough_proxy.py, a FastAPI route that passes the upstream's bytes
+on unread (the floor under any gateway on FastAPI: what the framework, the server and the
+transport cost alone). One genai-service worker process is pinned to one core; the load client and
 the upstream share the other, so the server's core is its own. Rounds alternate between straight
 and through, so a change in the machine's load falls on both; each figure is the median over the
 rounds.
 
 Printed per concurrency (1, 8, 32), non-streamed chat: requests/s and p50/p99 latency straight,
-through and through the bare proxy, the added p50 of both, genai-service's and the bare proxy's
-CPU milliseconds per request (user + system time of the process over the requests it served),
-and genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the
-first content chunk straight, through and through the bare proxy, the time both add, and the CPU
-milliseconds per streamed request of both, at concurrency 1 and 8.
+through genai-service and through each proxy, the added p50 of each, the CPU milliseconds per
+request of each server (user + system time of the process over the requests it served), and
+genai-service's requests/s over the bare proxy's. Streamed chat (16 chunks): the time to the
+first content chunk straight and through each server, the time each adds, and the CPU
+milliseconds per streamed request of each, at concurrency 1 and 8. At concurrency 8 every client
+sends its next request the moment its stream ends, so the server's core never idles and the
+first chunk waits behind the other seven streams' work: that figure grows with the CPU a stream
+costs. So streams are also sent as independent arrivals at half the rate genai-service sustained
+at concurrency 8 (the same arrivals for every arm): the first chunk a client sees from a server
+that is busy but not saturated.
 Run: `python -m bench.web_tier`.
 """
 
@@ -29,11 +36,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from pathlib import Path
 
 from bench.fake_upstream import MODEL, REPLY_PIECES
-from bench.http_load import Figures, Send, cpu_seconds, load_average, percentile, process, run_at
+from bench.http_load import (
+    Figures,
+    Send,
+    cpu_seconds,
+    load_average,
+    percentile,
+    process,
+    run_at,
+    run_at_rate,
+)
 from bench.keepalive_client import KeepAliveClient
 from tests.live_server import free_port
 
@@ -44,6 +60,9 @@ CONCURRENCIES = (1, 8, 32)
 REQUESTS = {1: 400, 8: 2_000, 32: 2_000}
 STREAM_CONCURRENCIES = (1, 8)
 STREAM_REQUESTS = {1: 300, 8: 1_000}
+OPEN_LOOP_SHARE = 0.5
+"""The open-loop streams' rate, as a share of the rate genai-service sustained at concurrency 8."""
+OPEN_LOOP_REQUESTS = 1_000
 WARMUP_REQUESTS = 500
 ROUNDS = 3
 PASSWORD = "bench-web-tier-Passphrase-1"  # noqa: S105 - a throwaway account in a temporary database
@@ -61,11 +80,15 @@ def _upstream() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+PROXIES = {"bare": "bench.bare_proxy:app", "passthrough": "bench.passthrough_proxy:app"}
+"""The plain FastAPI arms, by the name their figures are printed under."""
+
+
 @contextmanager
-def _bare_proxy(upstream: str) -> Iterator[tuple[str, int]]:
-    """bench/bare_proxy.py on the server's core: its URL and pid."""
+def _proxy(upstream: str, app: str) -> Iterator[tuple[str, int]]:
+    """A proxy of `PROXIES` on the server's core: its URL and pid."""
     port = free_port()
-    args = ["-m", "uvicorn", "bench.bare_proxy:app", "--port", str(port)]
+    args = ["-m", "uvicorn", app, "--port", str(port)]
     args += ["--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "UPSTREAM": upstream}
     with process(args, f"http://127.0.0.1:{port}/healthz", env, SERVER_CORES) as pid:
@@ -131,26 +154,24 @@ def _first_chunk(client: KeepAliveClient) -> Send:
 
 
 async def _measure(
-    upstream: str, service: str, key: str, server_pid: int, bare: str, bare_pid: int
+    upstream: str, service: str, key: str, server_pid: int, proxies: dict[str, tuple[str, int]]
 ) -> Figures:
     figures = Figures()
     auth = {"Authorization": f"Bearer {key}"}
     largest = max(CONCURRENCIES)
-    async with (
-        KeepAliveClient(upstream, connections=largest) as straight,
-        KeepAliveClient(service, connections=largest, headers=auth) as through,
-        KeepAliveClient(bare, connections=largest) as bare_proxy,
-    ):
-        for client in (straight, through):
+    async with AsyncExitStack() as clients:
+        arms: list[tuple[str, KeepAliveClient, int | None]] = [
+            ("straight", KeepAliveClient(upstream, connections=largest), None),
+            ("through", KeepAliveClient(service, connections=largest, headers=auth), server_pid),
+        ]
+        arms += [
+            (name, KeepAliveClient(url, connections=largest), pid)
+            for name, (url, pid) in proxies.items()
+        ]
+        for _, client, _ in arms:
+            await clients.enter_async_context(client)
             await run_at(_latency(client), WARMUP_REQUESTS, 8)
             await run_at(_first_chunk(client), WARMUP_REQUESTS // 5, 8)
-        await run_at(_latency(bare_proxy), WARMUP_REQUESTS, 8)
-        await run_at(_first_chunk(bare_proxy), WARMUP_REQUESTS // 5, 8)
-        arms = (
-            ("straight", straight, None),
-            ("through", through, server_pid),
-            ("bare", bare_proxy, bare_pid),
-        )
         for _ in range(ROUNDS):
             for concurrency in CONCURRENCIES:
                 requests = REQUESTS[concurrency]
@@ -168,11 +189,21 @@ async def _measure(
                 requests = STREAM_REQUESTS[concurrency]
                 for name, client, pid in arms:
                     cpu_before = cpu_seconds(pid) if pid else 0.0
-                    firsts, _ = await run_at(_first_chunk(client), requests, concurrency)
+                    firsts, wall = await run_at(_first_chunk(client), requests, concurrency)
                     figures.add(f"{name}_ttfc_c{concurrency}", percentile(firsts, 50))
+                    figures.add(f"{name}_streams_per_s_c{concurrency}", requests / wall)
                     if pid:
                         cpu = cpu_seconds(pid) - cpu_before
                         figures.add(f"{name}_stream_cpu_ms_c{concurrency}", cpu * 1000 / requests)
+        rate = OPEN_LOOP_SHARE * figures.median("through_streams_per_s_c8")
+        figures.add("open_loop_rate", rate)
+        for seed in range(ROUNDS):
+            for name, client, _ in arms:
+                firsts, _ = await run_at_rate(
+                    _first_chunk(client), OPEN_LOOP_REQUESTS, rate, seed=seed
+                )
+                figures.add(f"{name}_ttfc_open", percentile(firsts, 50))
+                figures.add(f"{name}_ttfc_open_p99", percentile(firsts, 99))
     return figures
 
 
@@ -182,11 +213,14 @@ def main() -> None:
     with (
         _upstream() as upstream,
         _service(upstream) as (service, key, server_pid),
-        _bare_proxy(upstream) as (bare, bare_pid),
+        ExitStack() as stack,
     ):
-        figures = asyncio.run(_measure(upstream, service, key, server_pid, bare, bare_pid))
+        proxies = {
+            name: stack.enter_context(_proxy(upstream, app)) for name, app in PROXIES.items()
+        }
+        figures = asyncio.run(_measure(upstream, service, key, server_pid, proxies))
     for concurrency in CONCURRENCIES:
-        for name in ("straight", "through", "bare"):
+        for name in ("straight", "through", *PROXIES):
             tag = f"{name}_c{concurrency}"
             print(f"chat_{tag}_requests_per_s {figures.median(f'{tag}_rps'):.0f}")
             print(f"chat_{tag}_p50_ms {figures.median(f'{tag}_p50') * 1000:.2f}")
@@ -194,28 +228,39 @@ def main() -> None:
         straight = figures.median(f"straight_c{concurrency}_p50")
         added = figures.median(f"through_c{concurrency}_p50") - straight
         print(f"chat_added_p50_ms_c{concurrency} {added * 1000:.2f}")
-        bare_added = figures.median(f"bare_c{concurrency}_p50") - straight
-        print(f"chat_bare_added_p50_ms_c{concurrency} {bare_added * 1000:.2f}")
         cpu_ms = figures.median(f"through_cpu_ms_c{concurrency}")
         print(f"server_cpu_ms_per_request_c{concurrency} {cpu_ms:.2f}")
-        bare_cpu_ms = figures.median(f"bare_cpu_ms_c{concurrency}")
-        print(f"bare_proxy_cpu_ms_per_request_c{concurrency} {bare_cpu_ms:.2f}")
+        for name in PROXIES:
+            proxy_added = figures.median(f"{name}_c{concurrency}_p50") - straight
+            print(f"chat_{name}_added_p50_ms_c{concurrency} {proxy_added * 1000:.2f}")
+            proxy_cpu_ms = figures.median(f"{name}_cpu_ms_c{concurrency}")
+            print(f"{name}_proxy_cpu_ms_per_request_c{concurrency} {proxy_cpu_ms:.2f}")
         ratio = figures.median(f"through_c{concurrency}_rps")
         ratio /= figures.median(f"bare_c{concurrency}_rps")
         print(f"chat_through_over_bare_requests_per_s_c{concurrency} {ratio:.2f}")
     for concurrency in STREAM_CONCURRENCIES:
         straight = figures.median(f"straight_ttfc_c{concurrency}") * 1000
         through = figures.median(f"through_ttfc_c{concurrency}") * 1000
-        bare_first = figures.median(f"bare_ttfc_c{concurrency}") * 1000
         print(f"stream_straight_first_chunk_ms_c{concurrency} {straight:.2f}")
         print(f"stream_through_first_chunk_ms_c{concurrency} {through:.2f}")
-        print(f"stream_bare_first_chunk_ms_c{concurrency} {bare_first:.2f}")
         print(f"stream_added_first_chunk_ms_c{concurrency} {through - straight:.2f}")
-        print(f"stream_bare_added_first_chunk_ms_c{concurrency} {bare_first - straight:.2f}")
         cpu_ms = figures.median(f"through_stream_cpu_ms_c{concurrency}")
         print(f"server_cpu_ms_per_stream_c{concurrency} {cpu_ms:.2f}")
-        bare_cpu_ms = figures.median(f"bare_stream_cpu_ms_c{concurrency}")
-        print(f"bare_proxy_cpu_ms_per_stream_c{concurrency} {bare_cpu_ms:.2f}")
+        for name in PROXIES:
+            proxy_first = figures.median(f"{name}_ttfc_c{concurrency}") * 1000
+            print(f"stream_{name}_first_chunk_ms_c{concurrency} {proxy_first:.2f}")
+            print(f"stream_{name}_added_first_chunk_ms_c{concurrency} {proxy_first - straight:.2f}")
+            proxy_cpu_ms = figures.median(f"{name}_stream_cpu_ms_c{concurrency}")
+            print(f"{name}_proxy_cpu_ms_per_stream_c{concurrency} {proxy_cpu_ms:.2f}")
+    print(f"stream_open_loop_streams_per_s {figures.median('open_loop_rate'):.0f}")
+    straight = figures.median("straight_ttfc_open") * 1000
+    print(f"stream_open_loop_straight_first_chunk_ms {straight:.2f}")
+    for name in ("through", *PROXIES):
+        first = figures.median(f"{name}_ttfc_open") * 1000
+        first_p99 = figures.median(f"{name}_ttfc_open_p99") * 1000
+        print(f"stream_open_loop_{name}_first_chunk_ms {first:.2f}")
+        print(f"stream_open_loop_{name}_first_chunk_p99_ms {first_p99:.2f}")
+        print(f"stream_open_loop_{name}_added_first_chunk_ms {first - straight:.2f}")
     print(f"load_average_after {load_average()}")
 
 
