@@ -1,17 +1,20 @@
 """Time to first token of a long conversation's next turn, with and without prefix reuse.
 
-Two servers (the engine's prefix reuse on, and off), one conversation of ten turns built on
-each through streamed `/v1/chat/completions` (each turn sends the whole history again, as
-chat clients do), alternating turn by turn so background load hits both alike, and which of the
-two goes first from turn to turn. Each server answers one short request before the conversation,
-so that the first turn is not also the first to page the model's weights in (the second server
-would find them in the page cache). Printed: the first turn's time to first token (no
-regression) and the tenth's (about 1,500 prompt tokens).
+Two servers (the engine's prefix reuse on, and off), three conversations of ten turns each,
+one after another, built on each through streamed `/v1/chat/completions` (each turn sends the
+whole history again, as chat clients do), alternating turn by turn so background load hits both
+alike, and which of the two goes first from turn to turn. The conversations are on different
+subjects, so one shares no more with another than the chat template's start. Each server answers
+one short request first, so that the first turn is not also the first to page the model's
+weights in (the second server would find them in the page cache). Printed, as medians over the
+conversations: the first turn's time to first token (no regression) and the tenth's (about
+1,500 prompt tokens).
 Run: `python -m bench.prefix_reuse`.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from typing import Any
@@ -23,10 +26,16 @@ from bench.http_load import genai_server, load_average
 
 TURNS = 10
 REPLY_TOKENS = 48
+SUBJECTS = (
+    "lighthouses, their keepers, the lenses they used and the ships they guided along "
+    "dangerous coasts",
+    "canals, their locks, the horses that towed the boats and the towns that grew along them",
+    "windmills, their sails, the millers who kept them and the grain and water they moved",
+)
+"""One conversation on each."""
 QUESTION = (
-    "Here is part {turn} of my notes on the history of lighthouses, their keepers, the lenses "
-    "they used and the ships they guided along dangerous coasts; summarise what is new in this "
-    "part in a few sentences and tell me what to read next about it. "
+    "Here is part {turn} of my notes on the history of {subject}; summarise what is new in "
+    "this part in a few sentences and tell me what to read next about it. "
 )
 
 
@@ -72,25 +81,34 @@ def main() -> None:
         httpx.Client(base_url=reusing.base_url, timeout=600) as with_reuse,
         httpx.Client(base_url=plain.base_url, timeout=600) as without_reuse,
     ):
-        histories: dict[str, list[dict[str, str]]] = {"with": [], "without": []}
         clients = {"with": with_reuse, "without": without_reuse}
-        ttft: dict[str, list[float]] = {"with": [], "without": []}
+        first: dict[str, list[float]] = {"with": [], "without": []}
+        last: dict[str, list[float]] = {"with": [], "without": []}
         prompt_tokens = 0
         for client in clients.values():
             _ttft(client, [{"role": "user", "content": WARM_UP}])
-        for turn in range(1, TURNS + 1):
-            for name in ("with", "without") if turn % 2 else ("without", "with"):
-                history = histories[name]
-                history.append({"role": "user", "content": QUESTION.format(turn=turn) * 2})
-                seconds, reply, prompt_tokens = _ttft(clients[name], history)
-                history.append({"role": "assistant", "content": reply})
-                ttft[name].append(seconds)
-    print(f"prefix_turn1_ttft_ms_with_reuse {ttft['with'][0] * 1000:.1f}")
-    print(f"prefix_turn1_ttft_ms_without_reuse {ttft['without'][0] * 1000:.1f}")
+        for subject in SUBJECTS:
+            histories: dict[str, list[dict[str, str]]] = {"with": [], "without": []}
+            for turn in range(1, TURNS + 1):
+                for name in ("with", "without") if turn % 2 else ("without", "with"):
+                    history = histories[name]
+                    question = QUESTION.format(turn=turn, subject=subject) * 2
+                    history.append({"role": "user", "content": question})
+                    seconds, reply, prompt_tokens = _ttft(clients[name], history)
+                    history.append({"role": "assistant", "content": reply})
+                    if turn == 1:
+                        first[name].append(seconds)
+                    elif turn == TURNS:
+                        last[name].append(seconds)
+    median = {name: statistics.median(values) for name, values in first.items()}
+    print(f"prefix_turn1_ttft_ms_with_reuse {median['with'] * 1000:.1f}")
+    print(f"prefix_turn1_ttft_ms_without_reuse {median['without'] * 1000:.1f}")
     print(f"prefix_turn{TURNS}_prompt_tokens {prompt_tokens}")
-    print(f"prefix_turn{TURNS}_ttft_ms_with_reuse {ttft['with'][-1] * 1000:.1f}")
-    print(f"prefix_turn{TURNS}_ttft_ms_without_reuse {ttft['without'][-1] * 1000:.1f}")
-    print(f"prefix_turn{TURNS}_with_over_without {ttft['with'][-1] / ttft['without'][-1]:.2f}")
+    median = {name: statistics.median(values) for name, values in last.items()}
+    print(f"prefix_turn{TURNS}_ttft_ms_with_reuse {median['with'] * 1000:.1f}")
+    print(f"prefix_turn{TURNS}_ttft_ms_without_reuse {median['without'] * 1000:.1f}")
+    print(f"prefix_turn{TURNS}_with_over_without {median['with'] / median['without']:.2f}")
+    print(f"prefix_conversations {len(SUBJECTS)}")
     print(f"load_average_after {load_average()}")
 
 
