@@ -235,6 +235,47 @@ async def test_a_next_turn_reuses_the_cached_prefix_and_answers_the_same(
     assert reused_reply == plain_reply
 
 
+def next_turn(request: ChatRequest, reply: str) -> ChatRequest:
+    return ChatRequest(
+        [
+            *request.messages,
+            ChatMessage("assistant", reply),
+            ChatMessage("user", "Thank you. And another?"),
+        ],
+        request.sampling,
+    )
+
+
+async def test_caches_moved_and_copied_between_slots_answer_as_reused_in_place() -> None:
+    """Two conversations on two engines of three slots, where every request decodes in slot 0.
+    On one, each conversation's next turn follows it and reuses its cache in place. On the
+    other, the conversations take turns: each request moves the other conversation's cache out
+    of slot 0, and each next turn has its own copied back into slot 0 from where it was kept.
+    The copies carry the cache exactly (its cells too), so the replies are the same."""
+    settings = LocalChatSettings(n_ctx=512, n_seq_max=3, n_threads=1)
+    sampling = SamplingParams(max_tokens=16, temperature=0.0)
+    rivers = ChatRequest([ChatMessage("user", "Name a river.")], sampling)
+    sea = ChatRequest(conversation(2), sampling)  # another system prompt: nothing shared
+    in_place, taking_turns = LocalChatModel(settings), LocalChatModel(settings)
+    await in_place.start()
+    await taking_turns.start()
+    try:
+        expected: list[str] = []
+        for request in (rivers, sea):
+            reply = await in_place.complete(request)
+            expected.append((await in_place.complete(next_turn(request, reply.text))).text)
+        replies = [await taking_turns.complete(request) for request in (rivers, sea)]
+        for request, reply, same in zip((rivers, sea), replies, expected, strict=True):
+            before = taking_turns.stats.reused_tokens
+            later = await taking_turns.complete(next_turn(request, reply.text))
+            reused = taking_turns.stats.reused_tokens - before
+            assert reused >= taking_turns.count_tokens(request.messages)
+            assert later.text == same
+    finally:
+        await in_place.close()
+        await taking_turns.close()
+
+
 async def test_n_copies_of_one_prompt_compute_it_once(model: LocalChatModel) -> None:
     messages = conversation(4)
     requests = [

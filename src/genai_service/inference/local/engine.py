@@ -213,16 +213,20 @@ class LlamaEngine:
 
     def _admit(self, job: GenerationJob, placement: Placement) -> None:
         slot = placement.slot
-        in_place = placement.copy_from is None and placement.reuse > 0
-        if in_place:
-            self._decoder.trim(slot, placement.reuse)
+        if placement.move_held_to is not None:
+            self._decoder.copy(slot, placement.move_held_to, len(self._prefixes.held(slot)))
+            self._prefixes.move(slot, placement.move_held_to)
+        # Copies between slots are queued in order and done before the next decode computes.
+        reused = 0 if placement.copy_from is not None else placement.reuse
+        if placement.copy_held_from is not None:
+            self._decoder.copy(placement.copy_held_from, slot, reused)
+        elif reused:
+            self._decoder.trim(slot, reused)
         else:
             self._decoder.clear(slot)
         self._prefixes.forget(slot)
         try:
-            sequence = ActiveSequence(
-                job, slot, self._vocabulary, reused=placement.reuse if in_place else 0
-            )
+            sequence = ActiveSequence(job, slot, self._vocabulary, reused=reused)
         except AppError as error:  # its grammar does not compile: the request is refused
             with self._cond:
                 self._free_slots.add(slot)
