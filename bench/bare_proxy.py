@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import openai
-from fastapi import FastAPI
 from fastapi.sse import EventSourceResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel
+
+from bench.plain_proxy import ChatRequest, plain_app
 
 AUTHENTICATED: openai.RequestOptions = {"security": {"bearer_auth": True}}
 """The client's key as a bearer token, as the SDK's typed methods send it."""
@@ -35,24 +35,7 @@ client = openai.AsyncOpenAI(
         )
     ),
 )
-app = FastAPI()
-
-
-class Message(BaseModel):
-    role: str
-    content: str
-
-
-class ChatRequest(BaseModel):
-    model: str
-    messages: list[Message]
-    max_tokens: int | None = None
-    stream: bool = False
-
-
-@app.get("/healthz")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+app = plain_app()
 
 
 @app.post("/v1/chat/completions", response_model=ChatCompletion)

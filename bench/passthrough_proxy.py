@@ -18,7 +18,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+
+from bench.plain_proxy import ChatRequest, plain_app
 
 UPSTREAM = f"{os.environ['UPSTREAM']}/v1/chat/completions"
 JSON = {"Content-Type": "application/json"}
@@ -33,24 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-app = FastAPI(lifespan=lifespan)
-
-
-class Message(BaseModel):
-    role: str
-    content: str
-
-
-class ChatRequest(BaseModel):
-    model: str
-    messages: list[Message]
-    max_tokens: int | None = None
-    stream: bool = False
-
-
-@app.get("/healthz")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+app = plain_app(lifespan=lifespan)
 
 
 @app.post("/v1/chat/completions")
