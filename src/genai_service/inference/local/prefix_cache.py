@@ -35,6 +35,19 @@ def common_prefix(first: Sequence[int], second: Sequence[int]) -> int:
     return count
 
 
+def _longest_match(
+    slots: Mapping[int, Sequence[int]], prompt: Sequence[int], limit: int
+) -> tuple[int | None, int]:
+    """The slot whose tokens share the longest start with `prompt` (the lowest of equals), and
+    how many tokens, at most `limit`; `(None, 0)` when none shares any."""
+    best, best_length = None, 0
+    for slot in sorted(slots):
+        length = min(common_prefix(slots[slot], prompt), limit)
+        if length > best_length:
+            best, best_length = slot, length
+    return best, best_length
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     slot: int
@@ -81,16 +94,9 @@ class PrefixCache:
         if not self._enabled:
             return Placement(slot, 0)
         limit = len(prompt) - 1
-        best_free, best_free_length = None, 0
-        for candidate in sorted(free):
-            length = min(common_prefix(self._held[candidate], prompt), limit)
-            if length > best_free_length:
-                best_free, best_free_length = candidate, length
-        best_running, best_running_length = None, 0
-        for candidate in sorted(running):
-            length = min(common_prefix(running[candidate], prompt), limit)
-            if length > best_running_length:
-                best_running, best_running_length = candidate, length
+        held = {candidate: self._held[candidate] for candidate in free}
+        best_free, best_free_length = _longest_match(held, prompt, limit)
+        best_running, best_running_length = _longest_match(running, prompt, limit)
         reusable = best_free is not None and best_free_length >= max(
             MIN_REUSE_TOKENS, best_running_length
         )
