@@ -5,22 +5,24 @@ the request's own task."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from fastapi.sse import EventSourceResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from genai_service.kit.async_iterators import ready_batches
+from genai_service.kit.stream_turns import stream_turns
 
 T = TypeVar("T")
 
 NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """A streamed reply's headers: no cache, and no buffering in a proxy (nginx) on the way."""
-READ_AHEAD = 4
+READ_AHEAD = 16
 """How many events of a stream are read ahead of the client, at most: the most written at once.
 A burst of events (a remote server sends several in one read) is handled in steps of this
-many, and other requests have their turn between the steps."""
+many, and other requests' work runs between the steps."""
 
 
 async def event_stream(
@@ -33,6 +35,10 @@ async def event_stream(
     async with ready_batches(items, read_ahead=READ_AHEAD) as batches:
         async for batch in batches:
             yield b"".join(map(encode, batch))
+
+
+async def no_turn() -> None:
+    """Write at once: a stream outside any order of turns."""
 
 
 class EventStreamResponse(EventSourceResponse):
@@ -53,18 +59,23 @@ class EventStreamResponse(EventSourceResponse):
             await super().__call__(scope, receive, send)
             return
         await self._begin(send)
-        if _spec_version(scope) >= (2, 4):  # a send to a client that left raises: no listener
-            await super().__call__(scope, receive, send)
-            return
-        await self._rest_until_the_client_leaves(receive, send)
+        # The rest, each piece at the stream's turn (`kit/stream_turns.py`).
+        with stream_turns().opened() as wait_turn:
+            writer = self.stream_response(send, wait_turn)
+            if _spec_version(scope) >= (2, 4):  # a send to a client that left raises
+                try:
+                    await writer
+                except OSError:
+                    raise ClientDisconnect from None
+            else:
+                await self._until_the_client_leaves(asyncio.create_task(writer), receive)
         if self.background is not None:
             await self.background()
 
-    async def _rest_until_the_client_leaves(self, receive: Receive, send: Send) -> None:
-        """The rest of the body, written by a task of its own until it ends or the client
-        leaves, whichever comes first (what Starlette does with an anyio task group, whose
-        cancel scopes cost a stream more CPU than the two tasks)."""
-        writer = asyncio.create_task(self.stream_response(send))
+    async def _until_the_client_leaves(self, writer: asyncio.Task[None], receive: Receive) -> None:
+        """`writer` writes the rest of the body until it ends or the client leaves, whichever
+        comes first (what Starlette does with an anyio task group, whose cancel scopes cost a
+        stream more CPU than the two tasks)."""
         listener = asyncio.create_task(self.listen_for_disconnect(receive))
         try:
             await asyncio.wait((writer, listener), return_when=asyncio.FIRST_COMPLETED)
@@ -84,10 +95,17 @@ class EventStreamResponse(EventSourceResponse):
         if first is not None:
             await send(self._piece(first))
 
-    async def stream_response(self, send: Send) -> None:
+    async def stream_response(
+        self, send: Send, wait_turn: Callable[[], Awaitable[None]] = no_turn
+    ) -> None:
         if not self._began:
             await send(self._start())
-        async for piece in self.body_iterator:
+        pieces = aiter(self.body_iterator)
+        while True:
+            await wait_turn()
+            piece = await anext(pieces, None)
+            if piece is None:
+                break
             await send(self._piece(piece))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
