@@ -1,9 +1,9 @@
 """The order of open streams' later pieces: the oldest open stream writes at once, the others
 take turns, one per turn of the event loop, oldest first but none passed over more than
-`PATIENCE` turns; a closed stream or a cancelled wait
-holds no one up; each event loop has its own order, gone with it; and on a real server, while
-streams all have pieces ready, the oldest writes one in every turn of the loop, the younger ones
-share one turn, and each of them advances."""
+`PATIENCE` turns; a closed stream or a cancelled wait holds no one up; each event loop has its
+own order, gone with it; and on a real server, while streams all have pieces ready, the oldest
+writes one in every turn of the loop, the younger ones share one turn, and each of them
+advances."""
 
 from __future__ import annotations
 
